@@ -1,0 +1,27 @@
+"""searchkd: find the student architecture that distils best from a given teacher.
+
+The public API lives in :mod:`searchkd.api` and is re-exported here lazily, so that
+``import searchkd`` (and ``searchkd --help``) does not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "score", "score_archs", "search", "load_result", "distill", "pick_teacher",
+    "get_space", "list_spaces", "list_proxies", "list_strategies", "list_teachers",
+}
+__all__ = sorted(_API | {"__version__", "SearchKDError"})
+
+from searchkd.errors import SearchKDError  # noqa: E402
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from searchkd import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'searchkd' has no attribute {name!r}")

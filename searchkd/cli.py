@@ -1,0 +1,79 @@
+"""The ``searchkd`` command line: argument parsing only; every command calls :mod:`searchkd.api`.
+
+Exit codes: 0 ok; 2 bad input (one line ``searchkd: error: …`` on stderr, no traceback);
+1 an unexpected internal error. Nothing heavy (torch, ray) is imported before a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable, Sequence
+
+from searchkd import __version__
+from searchkd.errors import SearchKDError
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, raised so main() reports it
+        raise SearchKDError(f"{self.prog.split(' ', 1)[-1] if ' ' in self.prog else 'usage'}: {message}")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _csv(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="searchkd", description="Find the student architecture that distils best from a teacher.")
+    parser.add_argument("--version", action="version", version=f"searchkd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list spaces, proxies, strategies or teachers")
+    p.add_argument("what", choices=["spaces", "proxies", "strategies", "teachers"])
+    p.set_defaults(run=_cmd_list)
+
+    for register in _COMMANDS:
+        register(sub)
+    return parser
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from searchkd import api
+
+    rows = api.describe(args.what)
+    width = max((len(n) for n, _ in rows), default=0)
+    for name, desc in rows:
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+#: functions that add a sub-command to the parser (filled by the command modules below)
+_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if getattr(args, "run", None) is None:
+            parser.print_help()
+            return 2
+        return int(args.run(args) or 0)
+    except SearchKDError as e:
+        print(f"searchkd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("searchkd: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Search spaces: one per file, registered in :data:`searchkd.registry.SPACES`."""
+
+from __future__ import annotations
+
+from searchkd.spaces import nb201, resnet_cifar  # noqa: F401  (registration)
+from searchkd.spaces.base import SearchSpace, count_cost
+
+__all__ = ["SearchSpace", "count_cost", "get_space"]
+
+
+def get_space(name: str) -> SearchSpace:
+    """The space registered as ``name`` (a fresh instance)."""
+    from searchkd.registry import SPACES
+
+    return SPACES.get(name)()

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SEARCHKD_SHARED", ROOT.parent / "shared")) / "data"
+
+try:  # keep the default suite quick and deterministic on 2 cores
+    import torch
+
+    torch.set_num_threads(2)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def shared_file(rel: str) -> Path:
+    """A file of ../shared/data, or skip the test saying where it was looked for."""
+    path = SHARED / rel
+    if not path.is_file():
+        pytest.skip(f"reference data {path} is absent (the project's ../shared/data folder)")
+    return path
+
+
+@pytest.fixture
+def nb201_csv() -> Path:
+    return shared_file("nb201/nb201_cifar10.csv")
+
+
+@pytest.fixture
+def cifar1k() -> Path:
+    return shared_file("images/cifar10_test_1000.npz")
