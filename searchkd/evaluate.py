@@ -1,0 +1,110 @@
+"""Turning architectures into trial records: data + teacher + proxies in one object.
+
+An :class:`Evaluator` is built from plain, JSON-friendly settings, so a Ray worker can
+rebuild the same one from a config; it scores a batch of architectures at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from searchkd.errors import SearchKDError
+
+__all__ = ["EvalConfig", "Evaluator", "resolve_device", "combine_ranks"]
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto``/None → ``cuda`` when available, else ``cpu``; ``cuda`` without CUDA is an error."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise SearchKDError("--device cuda asked for, but torch sees no CUDA device")
+    if device not in ("cpu",) and not str(device).startswith("cuda"):
+        raise SearchKDError(f"unknown device {device!r} (auto, cpu, cuda)")
+    return str(device)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything that decides a proxy score, in JSON-friendly form."""
+
+    space: str
+    proxies: tuple[str, ...]
+    teacher: str | None = None
+    teacher_weights: str | None = None
+    data: str = "embedded"
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["proxies"] = list(self.proxies)
+        return d
+
+
+@dataclass
+class Evaluator:
+    """Scores architectures of one space with a fixed teacher and batch.
+
+    The teacher is built (seeded random init, or ``teacher_weights``) and its proxy state
+    prepared once, when the first architecture is scored.
+    """
+
+    config: EvalConfig
+    _scorer: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        from searchkd.proxies import get_proxy
+        from searchkd.spaces import get_space
+
+        self.space = get_space(self.config.space)
+        self.specs = [get_proxy(p) for p in self.config.proxies]
+
+    @property
+    def scorer(self) -> Any:
+        if self._scorer is None:
+            self._scorer = self._make_scorer()
+        return self._scorer
+
+    def _make_scorer(self) -> Any:
+        import torch
+
+        from searchkd.data import load_images
+        from searchkd.proxies import Scorer
+        from searchkd.teachers import build_teacher
+
+        c = self.config
+        device = resolve_device(c.device)
+        ds = load_images(c.data)
+        batch = ds.batch(c.batch_size, seed=c.seed)
+        teacher = None
+        if any(s.needs_teacher for s in self.specs):
+            with torch.random.fork_rng():
+                torch.manual_seed(c.seed)
+                teacher = build_teacher(c.teacher, space=c.space, num_classes=ds.num_classes, weights=c.teacher_weights)
+        return Scorer(list(c.proxies), batch, teacher=teacher, num_classes=ds.num_classes, seed=c.seed, device=device)
+
+    def __call__(self, archs: Sequence[str]) -> list[dict[str, Any]]:
+        """One record per arch: ``arch``, ``scores``, ``params``, ``flops``, ``seconds``."""
+        return [self.scorer.score_arch(self.space, self.space.validate(a)) for a in archs]
+
+    def cost_only(self, arch: str) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        return {"arch": arch, **self.space.cost(arch), "seconds": time.perf_counter() - t0}
+
+
+def combine_ranks(rows: Sequence[dict[str, float]], proxies: Sequence[str]) -> list[float]:
+    """The "vote" of Abdelfattah et al. (ICLR 2021): each row's mean rank over ``proxies``
+    (rank 1 = worst, ties averaged), so higher is better like every proxy."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    if not rows:
+        return []
+    ranks = np.array([rankdata([r[p] for r in rows]) for p in proxies])
+    return [float(v) for v in ranks.mean(axis=0)]
