@@ -59,3 +59,92 @@ def describe(what: str) -> list[tuple[str, str]]:
         raise SearchKDError(f"unknown family {what!r} (spaces, proxies, strategies, teachers)")
     reg = _registry(what)
     return [(n, reg.description(n)) for n in reg.names()]
+
+
+def _is_module(x: Any) -> bool:
+    return hasattr(x, "parameters") and hasattr(x, "forward")
+
+
+def score(student: Any, teacher: Any = None, batch: Any = None, proxy: str = "diswot", space: str | None = None,
+          seed: int = 0, device: str | None = None, teacher_weights: str | None = None) -> float:
+    """Score one student with one proxy (higher is better).
+
+    Args:
+        student: an ``nn.Module`` (with ``forward_features`` and ``classifier``) or an
+            architecture string of ``space``.
+        teacher: an ``nn.Module``, a teacher spec (``resnet56``, ``SPACE:ARCH``) or None for
+            the space's default teacher (used only by proxies that need one).
+        batch: ``(images, labels)`` tensors; None draws 64 images of the embedded data.
+        proxy: a registered proxy name.
+        space: the space of ``student``/``teacher`` strings.
+        seed: seeds every random initialisation and the proxy's own randomness.
+        device: ``"cpu"``, ``"cuda"`` or None/``"auto"``.
+        teacher_weights: a state dict for a teacher given by name.
+    """
+    import torch
+
+    from searchkd.data import load_images
+    from searchkd.evaluate import resolve_device
+    from searchkd.proxies import Scorer, get_proxy
+    from searchkd.teachers import build_teacher
+
+    spec = get_proxy(proxy)
+    if batch is None:
+        batch = load_images("embedded").batch(64, seed=seed)
+    images, labels = batch
+    if isinstance(student, str) and space is None:
+        raise SearchKDError("a student given as an architecture string needs `space`")
+    num_classes = None
+    if _is_module(student):
+        num_classes = student.classifier.out_features if hasattr(student, "classifier") else None
+    if num_classes is None and labels.numel():
+        num_classes = int(labels.max()) + 1
+    t = None
+    if spec.needs_teacher:
+        if _is_module(teacher):
+            t = teacher
+        else:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                t = build_teacher(teacher, space=space, num_classes=num_classes or 10, weights=teacher_weights)
+    scorer = Scorer([proxy], batch, teacher=t, num_classes=num_classes, seed=seed, device=resolve_device(device))
+    if isinstance(student, str):
+        return scorer.score_arch(get_space(space), get_space(space).validate(student))["scores"][proxy]
+    return scorer.score_net(student)[proxy]
+
+
+def score_archs(space: str, archs: list[str], proxies: list[str] | str, teacher: str | None = None,
+                data: str = "embedded", batch_size: int = 64, seed: int = 0, device: str | None = None,
+                combine: str | None = None, teacher_weights: str | None = None, progress: bool | None = None) -> list[dict[str, Any]]:
+    """Score many architectures of ``space``; one row per arch: ``arch``, one column per
+    proxy, ``params`` (M), ``flops`` (M), and ``rank`` when ``combine="rank"`` (the mean of
+    the proxies' ranks over these archs, Abdelfattah et al. 2021)."""
+    from searchkd.evaluate import EvalConfig, Evaluator, combine_ranks
+    from searchkd.progress import Progress
+
+    names = [p.strip() for p in proxies.split(",")] if isinstance(proxies, str) else list(proxies)
+    if combine not in (None, "rank"):
+        raise SearchKDError(f"unknown --combine {combine!r} (rank)")
+    if not archs:
+        raise SearchKDError("no architectures to score")
+    ev = Evaluator(EvalConfig(space, tuple(names), teacher, teacher_weights, data, batch_size, seed, device or "auto"))
+    rows = []
+    with Progress(len(archs), "scoring", enabled=progress) as bar:
+        for arch in archs:
+            rec = ev([arch])[0]
+            rows.append({"arch": rec["arch"], **rec["scores"], "params": rec["params"], "flops": rec["flops"],
+                         "seconds": rec["seconds"]})
+            bar.update(1)
+    if combine == "rank":
+        for r, v in zip(rows, combine_ranks(rows, names)):
+            r["rank"] = v
+    return rows
+
+
+def pick_teacher(student: Any, candidates: list[str], *, space: str | None = None, ratio: float | None = None) -> Any:
+    """The candidate teacher that best fits ``student`` (an arch or a size in M params)
+    under the capacity-gap law; see :func:`searchkd.proxies.capacity_gap.pick_teacher`."""
+    from searchkd.proxies.capacity_gap import DEFAULT_RATIO
+    from searchkd.proxies.capacity_gap import pick_teacher as _pick
+
+    return _pick(student, candidates, space=space, ratio=ratio or DEFAULT_RATIO)

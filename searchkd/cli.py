@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from searchkd import __version__
 from searchkd.errors import SearchKDError
@@ -27,10 +27,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _csv(s: str) -> list[str]:
-    return [x.strip() for x in s.split(",") if x.strip()]
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="searchkd", description="Find the student architecture that distils best from a teacher.")
     parser.add_argument("--version", action="version", version=f"searchkd {__version__}")
@@ -40,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["spaces", "proxies", "strategies", "teachers"])
     p.set_defaults(run=_cmd_list)
 
-    for register in _COMMANDS:
-        register(sub)
+    from searchkd import cli_score
+
+    cli_score.register(sub, _common)
     return parser
 
 
@@ -53,10 +50,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for name, desc in rows:
         print(f"{name:<{width}}  {desc}")
     return 0
-
-
-#: functions that add a sub-command to the parser (filled by the command modules below)
-_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,117 @@
+"""``searchkd score`` and ``searchkd bench``: argument parsing only."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from searchkd.errors import SearchKDError
+
+__all__ = ["register"]
+
+
+def _csv(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def _scoring_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", required=True, help="search space (see `searchkd list spaces`)")
+    p.add_argument("--proxy", required=True, type=_csv, help="proxy name(s), comma-separated")
+    p.add_argument("--teacher", help="teacher name or SPACE:ARCH (default: the space's)")
+    p.add_argument("--teacher-weights", help="state dict of the teacher (weights_only)")
+    p.add_argument("--data", default="embedded", help="embedded, npz:PATH, cifar10:DIR, cifar100:DIR, folder:DIR")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--combine", choices=["rank"], help="also score by the mean rank over the proxies")
+
+
+def register(sub: Any, common: Any) -> None:
+    p = sub.add_parser("score", help="score architectures with training-free proxies")
+    _scoring_args(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--arch", nargs="+", help="architecture string(s)")
+    src.add_argument("--archs-file", help="file with one architecture per line")
+    src.add_argument("--sample", type=int, help="score N seeded random architectures")
+    p.add_argument("--out", help="write the table as .csv or .jsonl")
+    common(p)
+    p.set_defaults(run=_cmd_score)
+
+    b = sub.add_parser("bench", help="benchmarks: proxy vs ground-truth rank correlation")
+    bsub = b.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    c = bsub.add_parser("correlation", help="Kendall/Spearman/Pearson of proxies vs a ground-truth column, plus a scatter PNG")
+    _scoring_args(c)
+    c.add_argument("--ground-truth", required=True, help="CSV with columns arch and --column")
+    c.add_argument("--column", required=True, help="ground-truth column, e.g. cifar10_test_acc")
+    c.add_argument("--sample", type=int, help="score N seeded random archs of the CSV (default all)")
+    c.add_argument("--out", required=True, help="JSON output (a PNG is written beside it)")
+    common(c)
+    c.set_defaults(run=_cmd_correlation)
+
+
+def _archs(args: argparse.Namespace, space: Any) -> list[str]:
+    import numpy as np
+
+    if args.arch:
+        return [space.validate(a) for a in args.arch]
+    if args.archs_file:
+        path = Path(args.archs_file)
+        if not path.is_file():
+            raise SearchKDError(f"archs file not found: {path}")
+        archs = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        if not archs:
+            raise SearchKDError(f"{path} holds no architectures")
+        return [space.validate(a) for a in archs]
+    n = args.sample if args.sample is not None else 8
+    if n <= 0:
+        raise SearchKDError(f"--sample must be positive, got {n}")
+    rng = np.random.default_rng(args.seed)
+    return [space.sample(rng) for _ in range(n)]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def _check_out(path: str | None, suffixes: tuple[str, ...]) -> None:
+    if path and Path(path).suffix not in suffixes:
+        raise SearchKDError(f"--out must end in {' or '.join(suffixes)}, got {path}")
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from searchkd import api
+    from searchkd.io import write_rows
+
+    _check_out(args.out, (".csv", ".jsonl"))
+    if args.batch_size <= 0:
+        raise SearchKDError(f"--batch-size must be positive, got {args.batch_size}")
+    space = api.get_space(args.space)
+    archs = _archs(args, space)
+    rows = api.score_archs(args.space, archs, args.proxy, teacher=args.teacher, data=args.data,
+                           batch_size=args.batch_size, seed=args.seed, device=args.device, combine=args.combine,
+                           teacher_weights=args.teacher_weights, progress=False if args.quiet else None)
+    cols = ["arch", *args.proxy, *(["rank"] if args.combine else []), "params", "flops"]
+    table = [{c: r[c] for c in cols} for r in rows]
+    if args.out:
+        write_rows(args.out, table)
+    widths = {c: max(len(c), *(len(_fmt(r[c])) for r in table)) for c in cols}
+    print("  ".join(f"{c:<{widths[c]}}" for c in cols))
+    for r in table:
+        print("  ".join(f"{_fmt(r[c]):<{widths[c]}}" for c in cols))
+    return 0
+
+
+def _cmd_correlation(args: argparse.Namespace) -> int:
+    from searchkd.bench import correlation
+
+    _check_out(args.out, (".json",))
+    res = correlation(args.space, args.proxy, args.ground_truth, args.column, sample=args.sample, data=args.data,
+                      batch_size=args.batch_size, teacher=args.teacher, seed=args.seed, device=args.device,
+                      combine=args.combine, out=args.out, progress=False if args.quiet else None)
+    print(f"{'proxy':<24} {'kendall':>8} {'spearman':>9} {'pearson':>8} {'s/arch':>8}   (n={res['n']}, {args.column})")
+    for name, s in res["proxies"].items():
+        print(f"{name:<24} {s['kendall']:>8.3f} {s['spearman']:>9.3f} {s['pearson']:>8.3f} {s['seconds_per_arch']:>8.3f}")
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")
+    return 0

@@ -1,0 +1,38 @@
+"""Writing results atomically: a reader never sees a half-written file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["write_json", "write_rows", "atomic_path"]
+
+
+def atomic_path(path: str | Path) -> Path:
+    """A temporary sibling of ``path``; ``os.replace`` it onto ``path`` when complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    tmp = atomic_path(path)
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """``.csv`` (columns from the first row) or ``.jsonl``, chosen by suffix."""
+    path = Path(path)
+    tmp = atomic_path(path)
+    if path.suffix == ".jsonl":
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["arch"])
+            w.writeheader()
+            w.writerows(rows)
+    os.replace(tmp, path)

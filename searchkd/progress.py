@@ -1,0 +1,63 @@
+"""A small progress bar: on a terminal only, silent otherwise (or when ``quiet``)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Iterable, Iterator, TextIO, TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["Progress", "progress"]
+
+
+class Progress:
+    """``with Progress(total, "scoring") as p: p.update(1, best=...)`` draws on stderr when it is a TTY."""
+
+    def __init__(self, total: int | None, desc: str = "", *, enabled: bool | None = None, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.total, self.desc, self.n = total, desc, 0
+        self.t0 = time.perf_counter()
+        self._last = 0.0
+        self.info = ""
+
+    def update(self, n: int = 1, **info: Any) -> None:
+        self.n += n
+        if info:
+            self.info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
+        now = time.perf_counter()
+        if self.enabled and (now - self._last > 0.1 or self.n == self.total):
+            self._last = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        rate = self.n / max(now - self.t0, 1e-9)
+        if self.total:
+            frac = self.n / self.total
+            bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
+            left = f"{self.n}/{self.total} [{bar}] {100 * frac:3.0f}%"
+        else:
+            left = f"{self.n}"
+        self.stream.write(f"\r{self.desc} {left} {rate:.2f}/s {self.info}\033[K")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw(time.perf_counter())
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def progress(items: Iterable[T], total: int | None = None, desc: str = "", enabled: bool | None = None) -> Iterator[T]:
+    """Iterate ``items`` with a progress bar."""
+    with Progress(total, desc, enabled=enabled) as p:
+        for x in items:
+            yield x
+            p.update(1)
