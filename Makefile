@@ -19,7 +19,7 @@ $(BIN)/searchkd: pyproject.toml constraints-cpu.txt
 venv: $(BIN)/searchkd
 
 demo: venv
-	$(BIN)/searchkd list spaces && $(BIN)/searchkd list teachers
+	$(BIN)/searchkd score --space nb201 --proxy diswot,capacity_gap --sample 8 --seed 0
 
 test: venv
 	$(BIN)/python -m pytest -q

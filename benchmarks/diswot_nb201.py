@@ -113,8 +113,11 @@ def main() -> None:
             variants = {
                 f"semantic[{init}]": sem,
                 f"relation[{init}]": rel,
+                # the default `diswot` (init normal): both terms as means of squared differences
                 f"semantic+relation[{init}]": sem + rel,
-                # each term rescaled to unit spread over the cells, then summed
+                # the reference's scaling: semantic divided by K·C, not K·C² (C = 64 here)
+                f"semantic*C+relation[{init}]": 64 * sem + rel,
+                # each term rescaled to unit spread over these cells, then summed (an oracle weighting)
                 f"semantic+relation standardised[{init}]": sem / sem.std() + rel / rel.std(),
             }
             for name, v in variants.items():

@@ -42,3 +42,62 @@ def test_bad_input_is_one_line_and_exit_2(capsys, args, fragment):
 def test_bad_input_from_a_real_process_has_no_traceback():
     p = run("list", "frobs")
     assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_score_prints_a_table_and_writes_csv(tmp_path, capsys):
+    out = tmp_path / "s.csv"
+    assert main(["score", "--space", "resnet_cifar", "--proxy", "diswot,capacity_gap", "--arch", "1-1-1", "2-1-1",
+                 "--teacher", "resnet20", "--batch-size", "16", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["arch", "diswot", "capacity_gap", "params", "flops"]
+    lines = out.read_text().splitlines()
+    assert lines[0] == "arch,diswot,capacity_gap,params,flops" and len(lines) == 3
+
+
+def test_score_archs_file_and_jsonl(tmp_path, capsys):
+    import json
+
+    f = tmp_path / "archs.txt"
+    f.write_text("# two students\n1-1-1\n1-2-1\n")
+    out = tmp_path / "s.jsonl"
+    assert main(["score", "--space", "resnet_cifar", "--proxy", "diswot", "--archs-file", str(f),
+                 "--batch-size", "8", "--out", str(out), "--quiet"]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["arch"] for r in rows] == ["1-1-1", "1-2-1"]
+
+
+def test_bench_correlation_writes_json_and_png(tmp_path, capsys):
+    import json
+
+    gt = tmp_path / "gt.csv"
+    gt.write_text("arch,acc\n1-1-1,80\n2-2-2,85\n3-3-3,88\n1-3-1,82\n")
+    out = tmp_path / "c.json"
+    assert main(["bench", "correlation", "--space", "resnet_cifar", "--proxy", "capacity_gap,diswot",
+                 "--teacher", "resnet56", "--ground-truth", str(gt), "--column", "acc", "--batch-size", "8",
+                 "--out", str(out), "--quiet"]) == 0
+    res = json.loads(out.read_text())
+    assert res["n"] == 4 and res["column"] == "acc" and set(res["proxies"]) == {"capacity_gap", "diswot"}
+    # capacity_gap against resnet56 prefers larger students here: a perfect ranking
+    assert res["proxies"]["capacity_gap"]["spearman"] == pytest.approx(1.0)
+    assert out.with_suffix(".png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["score", "--space", "nb202", "--proxy", "diswot"], "unknown space 'nb202'; did you mean 'nb201'"),
+        (["score", "--space", "nb201", "--proxy", "synflowx", "--sample", "1"], "unknown proxy 'synflowx'"),
+        (["score", "--space", "nb201", "--proxy", "diswot", "--arch", "|none~0|+|none~0|"], "malformed cell"),
+        (["score", "--space", "nb201", "--proxy", "diswot", "--teacher", "resnet99"], "unknown teacher 'resnet99'"),
+        (["score", "--space", "nb201", "--proxy", "diswot", "--data", "npz:/nope.npz"], "not found"),
+        (["score", "--space", "nb201", "--proxy", "diswot", "--archs-file", "/nope.txt"], "archs file not found"),
+        (["score", "--space", "nb201", "--proxy", "diswot", "--out", "x.txt"], "--out must end in"),
+        (["score", "--space", "nb201", "--proxy", "diswot", "--sample", "0"], "--sample must be positive"),
+        (["bench", "correlation", "--space", "nb201", "--proxy", "diswot", "--ground-truth", "/nope.csv",
+          "--column", "acc", "--out", "x.json"], "ground-truth file not found"),
+    ],
+)
+def test_score_bad_input(capsys, args, fragment):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("searchkd: error: ") and fragment in err and err.count("\n") == 1

@@ -80,7 +80,9 @@ def test_score_by_hand_on_a_tiny_pair():
 
     mt, gt = parts(t)
     ms, gs = parts(s)
-    assert got["semantic"] == pytest.approx(-((mt - ms) ** 2).sum() / (3 * 6), rel=1e-4)
+    assert got["semantic"] == pytest.approx(-((mt - ms) ** 2).sum() / (3 * 6 * 6), rel=1e-4)
+    ref = diswot.score(s, batch, diswot.prepare(t, batch, diswot.with_config(init="default", semantic_norm="reference")))
+    assert ref["semantic"] == pytest.approx(-((mt - ms) ** 2).sum() / (3 * 6), rel=1e-4)
     assert got["relation"] == pytest.approx(-((gt - gs) ** 2).sum() / 64, rel=1e-4)
 
 
