@@ -19,7 +19,10 @@ def _csv(s: str) -> list[str]:
 def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", required=True, help="search space (see `searchkd list spaces`)")
     p.add_argument("--proxy", required=True, type=_csv, help="proxy name(s), comma-separated")
-    p.add_argument("--teacher", help="teacher name or SPACE:ARCH (default: the space's)")
+    p.add_argument("--teacher", help="teacher name, SPACE:ARCH, or auto (pick from --teacher-candidates by the "
+                   "capacity-gap law for the --max-params budget); default: the space's teacher")
+    p.add_argument("--teacher-candidates", type=_csv, help="candidate teachers for --teacher auto")
+    p.add_argument("--max-params", type=float, help="student budget in M params (used by --teacher auto)")
     p.add_argument("--teacher-weights", help="state dict of the teacher (weights_only)")
     p.add_argument("--data", default="embedded", help="embedded, npz:PATH, cifar10:DIR, cifar100:DIR, folder:DIR")
     p.add_argument("--batch-size", type=int, default=64)
@@ -47,6 +50,23 @@ def register(sub: Any, common: Any) -> None:
     c.add_argument("--out", required=True, help="JSON output (a PNG is written beside it)")
     common(c)
     c.set_defaults(run=_cmd_correlation)
+
+
+def resolve_teacher_arg(args: argparse.Namespace) -> str | None:
+    """``--teacher auto`` → the capacity-gap pick among ``--teacher-candidates`` (reason on stderr)."""
+    import sys
+
+    if args.teacher != "auto":
+        return args.teacher
+    from searchkd import api
+
+    if not args.teacher_candidates:
+        raise SearchKDError("--teacher auto needs --teacher-candidates NAME,NAME,...")
+    if args.max_params is None:
+        raise SearchKDError("--teacher auto needs the student budget --max-params M")
+    choice = api.pick_teacher(args.max_params, args.teacher_candidates)
+    print(f"teacher: {choice.reason}", file=sys.stderr)
+    return choice.teacher
 
 
 def _archs(args: argparse.Namespace, space: Any) -> list[str]:
@@ -89,7 +109,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         raise SearchKDError(f"--batch-size must be positive, got {args.batch_size}")
     space = api.get_space(args.space)
     archs = _archs(args, space)
-    rows = api.score_archs(args.space, archs, args.proxy, teacher=args.teacher, data=args.data,
+    rows = api.score_archs(args.space, archs, args.proxy, teacher=resolve_teacher_arg(args), data=args.data,
                            batch_size=args.batch_size, seed=args.seed, device=args.device, combine=args.combine,
                            teacher_weights=args.teacher_weights, progress=False if args.quiet else None)
     cols = ["arch", *args.proxy, *(["rank"] if args.combine else []), "params", "flops"]
@@ -108,7 +128,7 @@ def _cmd_correlation(args: argparse.Namespace) -> int:
 
     _check_out(args.out, (".json",))
     res = correlation(args.space, args.proxy, args.ground_truth, args.column, sample=args.sample, data=args.data,
-                      batch_size=args.batch_size, teacher=args.teacher, seed=args.seed, device=args.device,
+                      batch_size=args.batch_size, teacher=resolve_teacher_arg(args), seed=args.seed, device=args.device,
                       combine=args.combine, out=args.out, progress=False if args.quiet else None)
     print(f"{'proxy':<24} {'kendall':>8} {'spearman':>9} {'pearson':>8} {'s/arch':>8}   (n={res['n']}, {args.column})")
     for name, s in res["proxies"].items():

@@ -101,3 +101,13 @@ def test_score_bad_input(capsys, args, fragment):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("searchkd: error: ") and fragment in err and err.count("\n") == 1
+
+
+def test_teacher_auto_picks_by_the_capacity_gap(capsys):
+    assert main(["score", "--space", "resnet_cifar", "--proxy", "capacity_gap", "--arch", "3-3-3", "--teacher", "auto",
+                 "--teacher-candidates", "resnet20,resnet56,resnet110", "--max-params", "0.3", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("teacher: resnet56") and "2.5" in err
+    assert main(["score", "--space", "resnet_cifar", "--proxy", "capacity_gap", "--teacher", "auto",
+                 "--max-params", "0.3"]) == 2
+    assert "--teacher-candidates" in capsys.readouterr().err
