@@ -1,0 +1,3 @@
+"""placeholder"""
+def run_sweep(*a, **k):
+    raise NotImplementedError
