@@ -2,8 +2,9 @@
 
 The baseline every NAS paper compares against; Li & Talwalkar, "Random Search and
 Reproducibility for Neural Architecture Search" (UAI 2019) show it is a strong one.
-Departure: samples already asked are redrawn (a bounded number of times), so a budget is
-spent on distinct architectures.
+Departure: samples already asked are redrawn (up to ``retries`` times, then drawn from the
+archs not yet asked when the space is small enough to list), so a budget is spent on
+distinct architectures; ``ask`` returns fewer than asked once the space is exhausted.
 """
 
 from __future__ import annotations
@@ -38,9 +39,22 @@ class RandomSearch(Strategy):
                 arch = self.space.sample(self.rng)
                 if arch not in self._asked:
                     break
+            else:  # nearly exhausted: draw from what is left, if the space is small enough to list
+                arch = self._draw_unasked()
+                if arch is None:
+                    break
             self._asked.add(arch)
             out.append(arch)
         return out
+
+    def _draw_unasked(self) -> str | None:
+        size = self.space.size()
+        if size is None or size > 2_000_000:
+            return self.space.sample(self.rng)  # a repeat; the driver answers it from its cache
+        left = [v for v in np.ndindex(*self.space.bounds()) if self.space.decode(list(v)) not in self._asked]
+        if not left:
+            return None
+        return self.space.decode(list(left[int(self.rng.integers(len(left)))]))
 
     def tell(self, archs: Sequence[str], scores: Sequence[Score], violations: Sequence[float] | None = None) -> None:
         violations = violations if violations is not None else [0.0] * len(archs)
