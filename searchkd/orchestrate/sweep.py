@@ -120,7 +120,7 @@ def _read_ground_truth(path: str, column: str) -> dict[str, float]:
 
 
 def _sweep_trial(config: dict[str, Any], searches: dict[str, dict[str, Any]], out: str, cpus: float,
-                 evaluator_factory: Callable[[SearchConfig], Any] | None) -> None:
+                 evaluator_factory: Callable[[SearchConfig], Any] | None, space: Any = None) -> None:
     from ray import tune
 
     from searchkd.orchestrate.driver import run_search
@@ -134,13 +134,13 @@ def _sweep_trial(config: dict[str, Any], searches: dict[str, dict[str, Any]], ou
     name = config["name"]
     cfg = SearchConfig.from_dict(searches[name])
     ev = None if evaluator_factory is None else evaluator_factory(cfg)
-    r = run_search(cfg, Path(out) / name, resume=True, progress=False, evaluator=ev)
+    r = run_search(cfg, Path(out) / name, resume=True, progress=False, evaluator=ev, space=space)
     tune.report({"result": json.dumps(r.to_dict()), "done": 1})
 
 
 def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None = None, *,
               evaluator_factory: Callable[[SearchConfig], Any] | None = None,
-              stream: Any = None) -> list[dict[str, Any]]:
+              space: Any = None, stream: Any = None) -> list[dict[str, Any]]:
     """Run every search of a sweep config as a Ray Tune trial; print and write the summary.
 
     Args:
@@ -149,6 +149,7 @@ def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None 
             local Ray with every CPU.
         evaluator_factory: ``f(SearchConfig)`` → an evaluator factory for
             :func:`run_search` (tests); pickled to the workers.
+        space: a space instance for every search instead of the registered one (tests).
         stream: where the table is printed (default stdout).
 
     Returns:
@@ -160,7 +161,7 @@ def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None 
 
     sweep = load_sweep(config_toml_path)
     for name, cfg in sweep["searches"].items():  # bad input fails here, before Ray starts
-        prepare(cfg, check_proxies=evaluator_factory is None)
+        prepare(cfg, space, check_proxies=evaluator_factory is None)
     gt = _read_ground_truth(sweep["ground_truth"], sweep["column"]) if sweep["ground_truth"] else None
     out = Path(sweep["out"])
 
@@ -173,7 +174,7 @@ def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None 
         searches = {n: c.to_dict() for n, c in sweep["searches"].items()}
         trainable = tune.with_resources(
             tune.with_parameters(_sweep_trial, searches=searches, out=str(out), cpus=sweep["cpus_per_trial"],
-                                 evaluator_factory=evaluator_factory),
+                                 evaluator_factory=evaluator_factory, space=space),
             {"cpu": sweep["cpus_per_trial"], "gpu": sweep["gpus_per_trial"]})
         storage = out / ".tune"
         tuner = tune.Tuner(

@@ -89,3 +89,8 @@ def run_strategy(strategy: Any, budget: int, ask: int = 8) -> tuple[str | None, 
 
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
+
+
+def toy_factory_for(config: Any) -> Any:
+    """A sweep's evaluator_factory: the same fake objective for every search."""
+    return toy_factory
