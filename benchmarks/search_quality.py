@@ -1,0 +1,186 @@
+"""Search quality on NAS-Bench-201: regularized evolution vs random search, per proxy.
+
+For each proxy setting (each ``--proxies`` name alone, plus their mean rank with
+``--combine``) and each seed, run regularized evolution and random search with the same
+budget of proxy evaluations, then look up the found cell's ground-truth accuracy. Writes
+mean ± std to ``benchmarks/out/search_quality.json``.
+
+Proxy scores are cached across seeds and settings in ``benchmarks/out/cache/scores.jsonl``:
+one line per (evaluation settings, proxy, arch), so 5 seeds × several proxies share every
+evaluation (the proxies are seeded by ``--proxy-seed``, fixed, not by the search seed). The
+cache is append-only and fsynced, so a killed run keeps what it scored; each search also
+resumes from its own directory.
+
+Full run (expensive: proxies take ≈ 0.1–1 s per cell on a CPU)::
+
+    PYTHONPATH=. python benchmarks/search_quality.py --proxies diswot,nwot,synflow --combine \\
+        --budget 1000 --seeds 5
+
+Smoke run::
+
+    PYTHONPATH=. python benchmarks/search_quality.py --proxies params,flops --budget 200 --seeds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from searchkd.evaluate import EvalConfig, Evaluator
+from searchkd.orchestrate import run_search
+from searchkd.types import SearchConfig
+
+HERE = Path(__file__).resolve().parent
+
+
+def ensure_cost_proxies() -> None:
+    """Stopgap while ``searchkd/proxies/cost.py`` is being written: register ``params`` and
+    ``flops`` (the student's size, higher = bigger) if no module has."""
+    import searchkd.proxies  # noqa: F401
+    from searchkd.proxies import register_proxy
+    from searchkd.registry import PROXIES
+    from searchkd.spaces.base import count_cost
+
+    if "params" not in PROXIES:
+        register_proxy("params", needs_data=False, description="parameters (M)")(
+            lambda net, batch, state: sum(p.numel() for p in net.parameters()) / 1e6)
+    if "flops" not in PROXIES:
+        register_proxy("flops", needs_data=False, description="FLOPs (M)")(
+            lambda net, batch, state: count_cost(net)["flops"])
+
+
+class CachedEvaluator:
+    """``evaluate(archs) -> records`` backed by a JSONL score cache shared across searches.
+
+    A cache line is ``{"key", "proxy", "arch", "score", "params", "flops", "seconds"}``; ``key``
+    is the evaluation settings without the proxy list, so a proxy's score is reused by every
+    search that uses that proxy, alone or combined.
+    """
+
+    def __init__(self, config: EvalConfig, path: str | os.PathLike[str]) -> None:
+        self.config = config
+        self.path = Path(path)
+        d = config.to_dict()
+        d.pop("proxies")
+        self.key = json.dumps(d, sort_keys=True)
+        self.scores: dict[tuple[str, str], float] = {}
+        self.costs: dict[str, tuple[float, float, float]] = {}
+        self.hits = self.misses = 0
+        self._evaluators: dict[tuple[str, ...], Evaluator] = {}
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:  # a torn last line
+                    continue
+                if r.get("key") == self.key:
+                    self.scores[(r["proxy"], r["arch"])] = float(r["score"])
+                    self.costs[r["arch"]] = (r["params"], r["flops"], r["seconds"])
+
+    def __call__(self, archs: Sequence[str]) -> list[dict[str, Any]]:
+        ensure_cost_proxies()
+        proxies = self.config.proxies
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for a in archs:
+            missing = tuple(p for p in proxies if (p, a) not in self.scores)
+            self.hits += len(proxies) - len(missing)
+            self.misses += len(missing)
+            if missing:
+                groups.setdefault(missing, []).append(a)
+        for missing, todo in groups.items():
+            if missing not in self._evaluators:  # built once: data, teacher and proxy state
+                self._evaluators[missing] = Evaluator(replace(self.config, proxies=missing))
+            recs = self._evaluators[missing](todo)
+            lines = []
+            for r in recs:
+                self.costs[r["arch"]] = (r["params"], r["flops"], r["seconds"] / len(missing))
+                for p in missing:
+                    self.scores[(p, r["arch"])] = r["scores"][p]
+                    lines.append(json.dumps({"key": self.key, "proxy": p, "arch": r["arch"], "score": r["scores"][p],
+                                             "params": r["params"], "flops": r["flops"],
+                                             "seconds": r["seconds"] / len(missing)}))
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write("".join(x + "\n" for x in lines))
+                f.flush()
+                os.fsync(f.fileno())
+        out = []
+        for a in archs:
+            params, flops, sec = self.costs[a]
+            out.append({"arch": a, "scores": {p: self.scores[(p, a)] for p in proxies}, "params": params,
+                        "flops": flops, "seconds": sec * len(proxies)})
+        return out
+
+
+def read_ground_truth(path: str, column: str) -> dict[str, float]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["arch"]: float(row[column]) for row in csv.DictReader(f)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--proxies", default="diswot,nwot,synflow")
+    ap.add_argument("--combine", action="store_true", help="also search the mean rank of all --proxies")
+    ap.add_argument("--budget", type=int, default=1000)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--data", default="npz:../shared/data/images/cifar10_test_1000.npz")
+    ap.add_argument("--teacher", default=None)
+    ap.add_argument("--proxy-seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--ground-truth", default="../shared/data/nb201/nb201_cifar10.csv")
+    ap.add_argument("--column", default="cifar10_test_acc")
+    ap.add_argument("--strategies", default="evolution,random")
+    ap.add_argument("--out", default=str(HERE / "out" / "search_quality.json"))
+    ap.add_argument("--cache", default=str(HERE / "out" / "cache" / "scores.jsonl"))
+    args = ap.parse_args(argv)
+    ensure_cost_proxies()
+    t0 = time.perf_counter()
+    proxies = [p for p in args.proxies.split(",") if p]
+    settings = [[p] for p in proxies] + ([proxies] if args.combine and len(proxies) > 1 else [])
+    gt = read_ground_truth(args.ground_truth, args.column)
+    runs_dir = Path(args.out).with_suffix("")
+    results: dict[str, Any] = {}
+    cache_stats = {"hits": 0, "misses": 0}
+    for setting in settings:
+        proxy = ",".join(setting)
+        for strategy in args.strategies.split(","):
+            accs, archs = [], []
+            for seed in range(args.seeds):
+                cfg = SearchConfig(space="nb201", proxy=proxy, strategy=strategy, budget=args.budget, seed=seed,
+                                   teacher=args.teacher, data=args.data, device=args.device,
+                                   proxy_seed=args.proxy_seed)
+                from searchkd.orchestrate.local import eval_config
+
+                ev = CachedEvaluator(eval_config(cfg), args.cache)
+                name = f"{strategy}_{proxy.replace(',', '+')}_seed{seed}"
+                r = run_search(cfg, runs_dir / name, resume=True, evaluator=lambda ev=ev: ev, plots=False)
+                cache_stats["hits"] += ev.hits
+                cache_stats["misses"] += ev.misses
+                archs.append(r.best.arch)
+                accs.append(gt[r.best.arch])
+                print(f"{name}: {r.best.arch} {args.column}={gt[r.best.arch]:.2f}", file=sys.stderr)
+            results[f"{strategy}/{proxy}"] = {
+                "strategy": strategy, "proxy": proxy, "mean": statistics.fmean(accs),
+                "std": statistics.stdev(accs) if len(accs) > 1 else 0.0, "accs": accs, "best_archs": archs}
+    out = {"space": "nb201", "budget": args.budget, "seeds": args.seeds, "data": args.data,
+           "teacher": args.teacher, "proxy_seed": args.proxy_seed, "column": args.column,
+           "oracle": max(gt.values()), "results": results, "cache": cache_stats,
+           "seconds": time.perf_counter() - t0}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    for k, v in results.items():
+        print(f"{k:40s} {v['mean']:.2f} ± {v['std']:.2f}")
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

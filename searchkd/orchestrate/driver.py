@@ -1,0 +1,302 @@
+"""The search driver: one loop of ask → dedupe → evaluate → log → tell, for every runner.
+
+The strategy always lives in this process; a runner (local, or Ray Tune) only evaluates a
+batch of architectures. Each step asks the strategy for ``ask_size`` archs and
+
+1. drops those evaluated before (their cached score is told again, for free), repeats
+   within the batch, and, under ``max_params``, infeasible ones (told as infeasible with
+   their violation, never evaluated, not counted in the budget);
+2. evaluates the rest, at most what the budget has left, and appends them to
+   ``trials.jsonl`` as one fsynced write;
+3. tells the strategy every asked arch that has a score (re-telling all held scores when
+   the objective is a mean rank, see :mod:`searchkd.orchestrate.objective`).
+
+The search ends when ``budget`` distinct archs are evaluated, when the space is exhausted,
+or after ``max_stale`` consecutive steps that evaluate nothing new.
+
+**Resume by replay.** A strategy's asks depend only on its seed and what it was told, so
+a resumed search re-runs the same loop from the start, answering archs from the log
+instead of evaluating them; when the log runs out it carries on evaluating. A kill loses
+at most the batch in flight, and the resumed search ends with the same best arch as an
+uninterrupted one. ``config.json`` pins the config: resuming a different one is refused
+(except a larger ``budget``, which extends the search, and ``device``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Generator, Mapping, Sequence
+
+import numpy as np
+
+from searchkd import __version__
+from searchkd.errors import SearchKDError
+from searchkd.orchestrate import trials as tlog
+from searchkd.orchestrate.local import EvaluatorFactory, LocalRunner, Progress, eval_config
+from searchkd.orchestrate.objective import Objectives, pareto_front
+from searchkd.strategies.base import fitness_key
+from searchkd.types import SearchConfig, SearchResult, Trial
+
+__all__ = ["run_search", "prepare", "Plan", "RESUME_MAY_CHANGE"]
+
+#: the driver loop: yields batches of archs, is sent their records, returns the trials
+Steps = Generator[list[str], list[dict[str, Any]], list[Trial]]
+
+#: config fields a resume may change
+RESUME_MAY_CHANGE = ("budget", "device")
+
+
+@dataclass
+class Plan:
+    """A validated search: the normalised config and the objects it names."""
+
+    config: SearchConfig
+    space: Any
+    strategy_cls: Any
+    objectives: Objectives
+    ask_size: int
+
+
+def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, check_proxies: bool = True) -> Plan:
+    """Validate a config (:class:`SearchKDError` for bad input) and fill its defaults.
+
+    Fills ``teacher`` (the space's default) and ``ask_size`` (the strategy's default).
+    """
+    config = config if isinstance(config, SearchConfig) else SearchConfig.from_dict(config)
+    if not isinstance(config.budget, (int, np.integer)) or isinstance(config.budget, bool) or config.budget <= 0:
+        raise SearchKDError(f"budget must be a positive number of evaluations, got {config.budget!r}")
+    if space is None:
+        from searchkd.spaces import get_space
+
+        space = get_space(config.space)
+    import searchkd.strategies  # noqa: F401  (registration)
+    from searchkd.registry import STRATEGIES
+
+    strategy_cls = STRATEGIES.get(config.strategy)
+    if not (isinstance(strategy_cls, type) and hasattr(strategy_cls, "ask") and hasattr(strategy_cls, "tell")):
+        raise SearchKDError(f"strategy {config.strategy!r} has no ask/tell interface; it runs through its own entry point")
+    if not config.proxies:
+        raise SearchKDError("no proxy given")
+    if check_proxies:
+        from searchkd.proxies import get_proxy
+
+        for p in config.proxies:
+            get_proxy(p)
+    objectives = Objectives(config.objectives, config.proxies, config.combine)
+    strategy_cls.check_objectives(len(objectives.names))
+    ask_size = strategy_cls.default_ask_size if config.ask_size is None else config.ask_size
+    if not isinstance(ask_size, (int, np.integer)) or ask_size < 1:
+        raise SearchKDError(f"ask_size must be a positive integer, got {ask_size!r}")
+    try:  # options the strategy does not take are bad input, caught before any work
+        strategy_cls(space, np.random.default_rng(0), n_objectives=len(objectives.names), **config.options)
+    except TypeError as e:
+        raise SearchKDError(f"strategy {config.strategy!r}: bad option ({e})") from None
+    if config.max_params is not None:
+        _check_max_params(space, float(config.max_params))
+    teacher = config.teacher if config.teacher is not None else (getattr(space, "default_teacher", "") or None)
+    config = replace(config, teacher=teacher, ask_size=int(ask_size))
+    return Plan(config, space, strategy_cls, objectives, int(ask_size))
+
+
+def _check_max_params(space: Any, m: float) -> None:
+    if not m > 0:
+        raise SearchKDError(f"max_params must be a positive number of millions of parameters, got {m}")
+    bounds = space.bounds()
+    if space.cost(space.decode([0] * len(bounds)))["params"] <= m:
+        return
+    size = space.size()
+    if size is not None and size <= 100_000:
+        archs = (space.decode(list(v)) for v in np.ndindex(*bounds))
+    else:  # too many to enumerate: a sample stands in (a feasible arch missed here is rare)
+        rng = np.random.default_rng(0)
+        archs = (space.sample(rng) for _ in range(2000))
+    smallest = math.inf
+    for a in archs:
+        p = space.cost(a)["params"]
+        if p <= m:
+            return
+        smallest = min(smallest, p)
+    raise SearchKDError(f"max_params {m} M is below the smallest architecture of the space ({smallest:.6g} M)")
+
+
+def run_search(
+    config: SearchConfig | Mapping[str, Any],
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    runner: str = "local",
+    progress: bool | None = None,
+    ray_address: str | None = None,
+    cpus_per_trial: float = 1,
+    gpus_per_trial: float = 0,
+    max_failures: int = 2,
+    evaluator: Callable[[], Callable[[Sequence[str]], list[dict[str, Any]]]] | None = None,
+    space: Any = None,
+    plots: bool = True,
+    max_stale: int = 100,
+) -> SearchResult:
+    """Run (or resume) a search; write ``result.json``, ``trials.jsonl``, ``config.json`` and plots.
+
+    Args:
+        config: a :class:`SearchConfig` or its dict.
+        out_dir: the search directory (created). It must not hold another search unless
+            ``resume`` is set.
+        resume: continue the search logged in ``out_dir`` (a fresh start when there is none).
+        runner: ``local`` (this process, no Ray) or ``ray`` (Ray Tune, one trial per chunk).
+        progress: a bar on stderr when it is a terminal (None/True); False: never.
+        ray_address: an existing cluster (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``);
+            None starts a local Ray with every CPU.
+        cpus_per_trial, gpus_per_trial, max_failures: Ray Tune resources and retries.
+        evaluator: a zero-argument factory of ``evaluate(archs) -> records`` replacing the
+            proxy :class:`~searchkd.evaluate.Evaluator` (tests, score caches); pickled to
+            the workers with ``runner="ray"``.
+        space: a space instance to search instead of the registered ``config.space``.
+        plots: write ``pareto.png`` and ``trajectory.png``.
+        max_stale: stop after this many consecutive steps that evaluate nothing new.
+
+    Returns:
+        The :class:`SearchResult` also written to ``out_dir/result.json``. ``best`` is the
+        feasible trial best by the first objective (ties: the earliest); ``pareto`` the
+        feasible non-dominated trials over the objectives, or over (proxy, params) when
+        there is one objective; ``seconds`` the wall time of this call.
+    """
+    t0 = time.perf_counter()
+    plan = prepare(config, space, check_proxies=evaluator is None)
+    config = plan.config
+    out = Path(out_dir)
+    prior, good = _check_out_dir(out, config, resume)
+    if runner not in ("local", "ray"):
+        raise SearchKDError(f"unknown runner {runner!r} (local, ray)")
+    factory = evaluator if evaluator is not None else EvaluatorFactory(eval_config(config))
+    if runner == "ray":
+        from searchkd.orchestrate.ray_runner import RayRunner
+
+        run = RayRunner(factory, address=ray_address, cpus_per_trial=cpus_per_trial,
+                        gpus_per_trial=gpus_per_trial, max_failures=max_failures)
+    else:
+        run = LocalRunner(factory)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tlog.write_json(out / tlog.CONFIG, {"searchkd_version": __version__, "config": config.to_dict()})
+        tlog.cut_torn_tail(out / tlog.TRIALS, good)
+        records = run.drive(_steps(plan, out / tlog.TRIALS, prior, Progress(config.budget, progress), max_stale))
+    finally:
+        run.close()
+    result = _result(plan, records, time.perf_counter() - t0)
+    result.to_json(out / tlog.RESULT)
+    if plots and records:
+        from searchkd.orchestrate.plots import plot_search
+
+        plot_search(result, plan.objectives, out)
+    return result
+
+
+def _check_out_dir(out: Path, config: SearchConfig, resume: bool) -> tuple[list[Trial], int]:
+    """The logged trials to replay; refuses (before writing anything) what cannot be resumed."""
+    log, cfg = out / tlog.TRIALS, out / tlog.CONFIG
+    if out.exists() and not out.is_dir():
+        raise SearchKDError(f"{out} exists and is not a directory")
+    if not resume:
+        if log.exists() or cfg.exists():
+            raise SearchKDError(f"{out} already holds a search; resume it (--resume) or choose another --out")
+        return [], 0
+    if not cfg.exists():
+        if log.exists() and log.stat().st_size > 0:
+            raise SearchKDError(f"{log} has no {tlog.CONFIG} beside it, so it cannot be checked against this config")
+        return [], 0
+    old = tlog.read_json(cfg)
+    try:
+        old_cfg = SearchConfig.from_dict(old["config"]).to_dict()
+    except (KeyError, TypeError, SearchKDError) as e:
+        raise SearchKDError(f"{cfg} is not a search config ({e})") from None
+    new_cfg = config.to_dict()
+    diff = [k for k in new_cfg if k not in RESUME_MAY_CHANGE and old_cfg.get(k) != new_cfg[k]]
+    if diff:
+        shown = ", ".join(f"{k}: {old_cfg.get(k)!r} → {new_cfg[k]!r}" for k in diff)
+        raise SearchKDError(f"cannot resume {out} with a different config ({shown}); use another --out")
+    prior, good = tlog.read_trials(log)
+    if len(prior) > config.budget:
+        raise SearchKDError(f"{out} already holds {len(prior)} trials, more than budget {config.budget}")
+    return prior, good
+
+
+def _steps(plan: Plan, log: Path, prior: list[Trial], bar: Progress, max_stale: int) -> Steps:
+    """The search loop as a generator: yields each batch to evaluate, is sent its records,
+    returns the trials. Runners drive it (the Ray runner from a Tune ``Searcher``)."""
+    config, space, obj = plan.config, plan.space, plan.objectives
+    strategy = plan.strategy_cls(space, np.random.default_rng(config.seed), n_objectives=len(obj.names),
+                                 **config.options)
+    replay = {t.arch: t for t in prior}
+    records: dict[str, Trial] = {}
+    infeasible: dict[str, float] = {}  # arch → violation (never evaluated)
+    size = space.size()
+    stale = 0
+    while len(records) < config.budget and stale < max_stale and (size is None or len(records) + len(infeasible) < size):
+        asked = strategy.ask(plan.ask_size)
+        if not asked:
+            break
+        new: list[str] = []
+        for a in asked:
+            if a in records or a in infeasible or a in new:
+                continue
+            if config.max_params is not None:
+                p = float(space.cost(a)["params"])
+                if p > config.max_params:
+                    infeasible[a] = p - float(config.max_params)
+                    continue
+            new.append(a)
+        new = new[: config.budget - len(records)]
+        todo = [a for a in new if a not in replay]
+        if todo and len(replay) > sum(a in replay for a in new):
+            raise SearchKDError(f"{log} does not match a replay of this config (arch {todo[0]!r} was never logged "
+                                "before later records); the log was written by another version; use another --out")
+        fresh = dict(zip(todo, (yield todo))) if todo else {}
+        step: list[Trial] = []
+        for a in new:
+            i = len(records) + len(step)
+            if a in replay:
+                t = replay.pop(a)
+                if t.i != i:
+                    raise SearchKDError(f"{log} does not match a replay of this config (record {t.i} comes at {i})")
+            else:
+                r = fresh[a]
+                t = Trial(i=i, arch=a, scores={k: float(v) for k, v in r["scores"].items()}, params=float(r["params"]),
+                          flops=float(r["flops"]), seconds=float(r.get("seconds", 0.0)))
+            step.append(t)
+        tlog.append_trials(log, [t for t in step if t.arch in fresh])
+        records.update((t.arch, t) for t in step)
+        stale = 0 if step else stale + 1
+        obj.update(list(records.values()))
+        told = [a for a in asked if a in records or a in infeasible]
+        strategy.tell(told, [obj.told(records[a]) if a in records else obj.worst() for a in told],
+                      [0.0 if a in records else infeasible[a] for a in told])
+        if obj.dynamic:
+            strategy.rescore(lambda a: obj.told(records[a]) if a in records else obj.worst())
+        best = _best(list(records.values()), obj)
+        bar.update(len(records), None if best is None else obj.values(best)[0])
+    bar.close()
+    if replay:
+        warnings.warn(f"{len(replay)} logged trials of {log} were not reached by the replay and are ignored",
+                      RuntimeWarning, stacklevel=3)
+    return list(records.values())
+
+
+def _best(records: list[Trial], obj: Objectives) -> Trial | None:
+    if not records:
+        return None
+    return max(records, key=lambda t: (fitness_key(obj.values(t)[0]), -t.i))
+
+
+def _result(plan: Plan, records: list[Trial], seconds: float) -> SearchResult:
+    obj = plan.objectives
+    obj.update(records)
+    if len(obj.names) > 1:
+        points = [obj.values(t) for t in records]
+    else:
+        points = [(obj.proxy_value(t), -t.params) for t in records]
+    return SearchResult(config=plan.config.to_dict(), best=_best(records, obj), pareto=pareto_front(records, points),
+                        trials=len(records), seconds=seconds, searchkd_version=__version__, history=records)

@@ -1,0 +1,111 @@
+"""The local runner (no Ray), the evaluator factory both runners share, and the progress bar."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Generator, Sequence, TextIO
+
+from searchkd.types import SearchConfig
+
+__all__ = ["LocalRunner", "EvaluatorFactory", "eval_config", "Progress"]
+
+Records = list[dict[str, Any]]
+
+_PATH_DATA = ("npz:", "cifar10:", "cifar100:", "folder:", "text:")
+
+
+def _absolute_data(data: str) -> str:
+    # Ray Tune may run trials in another working directory: ship absolute paths
+    for prefix in _PATH_DATA:
+        if data.startswith(prefix):
+            return prefix + os.path.abspath(os.path.expanduser(data[len(prefix):]))
+    return data
+
+
+def eval_config(config: SearchConfig) -> Any:
+    """The :class:`~searchkd.evaluate.EvalConfig` of a search config (paths made absolute)."""
+    from searchkd.evaluate import EvalConfig
+
+    return EvalConfig(space=config.space, proxies=config.proxies, teacher=config.teacher,
+                      teacher_weights=None if config.teacher_weights is None else os.path.abspath(config.teacher_weights),
+                      data=_absolute_data(config.data), batch_size=config.batch_size,
+                      seed=config.seed if config.proxy_seed is None else config.proxy_seed, device=config.device)
+
+
+@dataclass(frozen=True)
+class EvaluatorFactory:
+    """A picklable recipe for the objective: ``factory()`` → ``evaluate(archs) -> records``.
+
+    Ray workers receive this (a JSON-friendly config) and build their own
+    :class:`~searchkd.evaluate.Evaluator`.
+    """
+
+    config: Any  # EvalConfig
+
+    def __call__(self) -> Callable[[Sequence[str]], Records]:
+        from searchkd.evaluate import Evaluator
+
+        return Evaluator(self.config)
+
+
+class LocalRunner:
+    """Evaluates batches in this process, one architecture after another."""
+
+    def __init__(self, factory: Callable[[], Callable[[Sequence[str]], Records]]) -> None:
+        self.factory = factory
+        self._evaluate: Callable[[Sequence[str]], Records] | None = None
+
+    def evaluate(self, archs: Sequence[str]) -> Records:
+        if self._evaluate is None:
+            self._evaluate = self.factory()
+        return list(self._evaluate(list(archs)))
+
+    def drive(self, steps: Generator[list[str], Records, Any]) -> Any:
+        """Run the driver loop to its end, evaluating each batch here; its return value."""
+        try:
+            batch = next(steps)
+            while True:
+                batch = steps.send(self.evaluate(batch))
+        except StopIteration as stop:
+            return stop.value
+
+    def close(self) -> None:
+        self._evaluate = None
+
+
+class Progress:
+    """``[####    ] 120/1000 evals  3.1 evals/s  best 0.4321`` on a terminal; silent elsewhere."""
+
+    def __init__(self, total: int, enabled: bool | None = None, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled is not False and _isatty(self.stream)
+        self.total = max(total, 1)
+        self.t0 = time.perf_counter()
+        self.start_n: int | None = None
+
+    def update(self, n: int, best: float | None) -> None:
+        if not self.enabled:
+            return
+        if self.start_n is None:
+            self.start_n = n
+        dt = time.perf_counter() - self.t0
+        rate = (n - self.start_n) / dt if dt > 0 else 0.0
+        filled = int(30 * min(n, self.total) / self.total)
+        best_s = "-" if best is None else f"{best:.4g}"
+        self.stream.write(f"\r[{'#' * filled}{' ' * (30 - filled)}] {n}/{self.total} evals  {rate:.2f} evals/s  best {best_s}  ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

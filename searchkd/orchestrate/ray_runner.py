@@ -1,0 +1,245 @@
+"""The Ray Tune runner: the driver loop runs inside a Tune ``Searcher``; Tune only evaluates.
+
+One ``tune.Tuner`` runs the whole search. Its search algorithm is :class:`_StepSearcher`,
+which lives in the driver process and wraps the driver loop (a generator): each batch the
+loop yields is split into at most ``parallel`` chunks, each chunk is one Tune trial that
+evaluates its architectures, and when every chunk of a batch is back the records go to the
+loop (in ask order) and the next batch is split. So the strategy never leaves this process,
+the results do not depend on how chunks are scheduled, and ``local`` and ``ray`` give the
+same search for the same seed.
+
+Trials reuse their actors (``reuse_actors=True``), and each worker keeps the evaluator it
+built (teacher, batch, proxy state) for the next trials of the same search, so a trial
+costs ≈ 0.15 s of overhead rather than a process start. Failed trials are retried
+(``FailureConfig(max_failures)``); a trial that still fails ends the search with its error.
+
+Ray is imported here, lazily, and nowhere else in searchkd (besides the sweep).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from typing import Any, Callable, Generator, Sequence
+
+from searchkd.errors import SearchKDError
+
+__all__ = ["RayRunner", "connect", "split_chunks"]
+
+Records = list[dict[str, Any]]
+#: evaluators built in this worker process, by runner token (kept across reused actors)
+_EVALUATORS: dict[str, Any] = {}
+
+
+def _quiet_env() -> None:
+    # Tune's console tables are noise here
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
+    """Make sure Ray is initialised; True when this call started it (and should shut it down).
+
+    ``address`` None starts a local Ray (``num_cpus`` default: every CPU, dashboard off); ``auto``,
+    ``HOST:PORT`` or ``ray://HOST:PORT`` join a running cluster. An unreachable address is a
+    :class:`SearchKDError` with a one-line message.
+    """
+    _quiet_env()
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address is None:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        return True
+    if address != "auto":
+        _check_reachable(address)
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except Exception as e:  # ConnectionError, RuntimeError, grpc errors … all mean "no cluster there"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise SearchKDError(f"cannot connect to the Ray cluster at {address!r}: {first}") from None
+    return True
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    client = address.startswith("ray://")
+    hostport = address[len("ray://"):] if client else address
+    host, sep, port = hostport.rpartition(":")
+    if not sep:
+        host, port = hostport, ("10001" if client else "6379")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as e:
+        raise SearchKDError(f"cannot reach the Ray cluster at {address!r} ({e}); start one with `ray start --head` "
+                            "or pass --ray-address auto on a cluster node") from None
+
+
+def split_chunks(items: Sequence[str], n: int) -> list[list[str]]:
+    """``items`` in at most ``n`` contiguous chunks of near-equal size (order kept)."""
+    n = max(1, min(n, len(items)))
+    k, r = divmod(len(items), n)
+    out, start = [], 0
+    for j in range(n):
+        end = start + k + (1 if j < r else 0)
+        out.append(list(items[start:end]))
+        start = end
+    return out
+
+
+def _evaluate_chunk(config: dict[str, Any], factory: Callable[[], Any], token: str) -> None:
+    """The Tune trainable: evaluate one chunk and report its records as JSON."""
+    from ray import tune
+
+    evaluate = _EVALUATORS.get(token)
+    if evaluate is None:
+        _EVALUATORS.clear()  # one search's evaluator at a time per worker
+        evaluate = _EVALUATORS[token] = factory()
+    records = list(evaluate(list(config["archs"])))
+    tune.report({"records": json.dumps(records), "n": len(records)})
+
+
+class RayRunner:
+    """Evaluates the driver's batches as Ray Tune trials (one trial per chunk of a batch).
+
+    Args:
+        factory: ``factory()`` → ``evaluate(archs) -> records``; pickled to the workers.
+        address: an existing cluster, or None for a local Ray.
+        cpus_per_trial, gpus_per_trial: resources of one trial.
+        max_failures: retries of a failed trial.
+        parallel: chunks per batch (default: how many trials the cluster fits at once).
+    """
+
+    def __init__(self, factory: Callable[[], Any], *, address: str | None = None, cpus_per_trial: float = 1,
+                 gpus_per_trial: float = 0, max_failures: int = 2, parallel: int | None = None) -> None:
+        if cpus_per_trial <= 0 or gpus_per_trial < 0:
+            raise SearchKDError(f"cpus_per_trial must be > 0 and gpus_per_trial ≥ 0 (got {cpus_per_trial}, {gpus_per_trial})")
+        self.factory = factory
+        self._started = connect(address)
+        import ray
+
+        res = ray.cluster_resources()
+        fits = int(res.get("CPU", 1) // cpus_per_trial)
+        if gpus_per_trial > 0:
+            fits = min(fits, int(res.get("GPU", 0) // gpus_per_trial))
+            if fits < 1:
+                self.close()
+                raise SearchKDError(f"gpus_per_trial={gpus_per_trial} but the Ray cluster has {res.get('GPU', 0)} GPUs")
+        self.parallel = max(1, parallel or fits)
+        self.resources = {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
+        self.max_failures = max_failures
+        self.token = uuid.uuid4().hex
+        self._storage = tempfile.mkdtemp(prefix="searchkd-ray-")
+
+    def drive(self, steps: Generator[list[str], Records, Any]) -> Any:
+        """Run the driver loop to its end with Tune evaluating each batch; its return value."""
+        from ray import tune
+
+        searcher = _step_searcher(steps, self.parallel)
+        trainable = tune.with_resources(
+            tune.with_parameters(_evaluate_chunk, factory=self.factory, token=self.token), self.resources)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, reuse_actors=True,
+                                        max_concurrent_trials=self.parallel, trial_dirname_creator=_trial_dirname),
+            run_config=tune.RunConfig(storage_path=self._storage, name="search", verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=self.max_failures)),
+        )
+        results = tuner.fit()
+        if searcher.error is not None:
+            raise searcher.error
+        if not searcher.done:
+            errors = [r.error for r in results if r.error is not None]
+            err = errors[0] if errors else None
+            if isinstance(err, SearchKDError):
+                raise SearchKDError(str(err).strip().splitlines()[-1])
+            raise RuntimeError(f"a Ray Tune trial failed after {self.max_failures} retries: {err}")
+        return searcher.value
+
+    def close(self) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+        shutil.rmtree(getattr(self, "_storage", ""), ignore_errors=True)
+
+
+def _trial_dirname(trial: Any) -> str:
+    return str(trial.trial_id)
+
+
+def _step_searcher(steps: Generator[list[str], Records, Any], parallel: int) -> Any:
+    from ray.tune.search import Searcher
+
+    class _StepSearcher(Searcher):
+        """Feeds the driver loop's batches to Tune as chunk trials; sends back the records."""
+
+        def __init__(self, steps: Generator[list[str], Records, Any], parallel: int) -> None:
+            super().__init__(metric="n", mode="max")
+            self._steps = steps
+            self._parallel = parallel
+            self.done = False
+            self.value: Any = None
+            self.error: BaseException | None = None
+            self._stop = False
+            self._queue: list[tuple[int, list[str]]] = []
+            self._running: dict[str, int] = {}
+            self._results: dict[int, Records] = {}
+            self._n_chunks = 0
+            self._advance(None)
+
+        def _advance(self, records: Records | None) -> None:
+            try:
+                batch = next(self._steps) if records is None else self._steps.send(records)
+            except StopIteration as stop:
+                self.done, self.value = True, stop.value
+                return
+            except BaseException as e:  # re-raised by the runner after Tune stops
+                self.error = e
+                return
+            chunks = split_chunks(batch, self._parallel)
+            self._queue = list(enumerate(chunks))
+            self._n_chunks = len(chunks)
+            self._results = {}
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | None:
+            if self.done or self.error is not None or self._stop:
+                return Searcher.FINISHED
+            if not self._queue:
+                return None  # waiting for the batch's other chunks
+            k, chunk = self._queue.pop(0)
+            self._running[trial_id] = k
+            return {"archs": chunk}
+
+        def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+            k = self._running.pop(trial_id, None)
+            if k is None or self.done or self.error is not None:
+                return
+            if error or result is None or "records" not in result:
+                # the runner raises the trial's error once Tune has stopped
+                self.error = None if error else RuntimeError(f"trial {trial_id} reported no records")
+                self._queue = []
+                self._stop = True
+                return
+            self._results[k] = json.loads(result["records"])
+            if len(self._results) == self._n_chunks:
+                self._advance([r for j in range(self._n_chunks) for r in self._results[j]])
+
+        def __getstate__(self) -> dict[str, Any]:
+            # Tune pickles its search algorithm for experiment restore; a generator cannot be
+            # pickled, and a restore goes through the trials log anyway
+            return {k: v for k, v in self.__dict__.items() if k != "_steps"}
+
+        def save(self, checkpoint_path: str) -> None:  # the trials log is the checkpoint
+            pass
+
+        def restore(self, checkpoint_path: str) -> None:
+            pass
+
+    return _StepSearcher(steps, parallel)

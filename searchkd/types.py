@@ -1,0 +1,199 @@
+"""Plain data of a search: its config, one trial record, and the result; all JSON round-trip.
+
+These mirror the files of the contract: a :class:`Trial` is one line of ``trials.jsonl``,
+a :class:`SearchResult` is ``result.json`` and a :class:`SearchConfig` is its ``config``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from searchkd.errors import SearchKDError
+
+__all__ = ["SearchConfig", "Trial", "SearchResult", "OBJECTIVES_COST"]
+
+#: objectives that are minimised costs; every other objective is a proxy, maximised
+OBJECTIVES_COST = ("params", "flops")
+
+
+def _num(x: Any) -> Any:
+    """JSON has no infinities: -inf (a failed proxy) is written as the string "-inf"."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+def _unnum(x: Any) -> Any:
+    return float(x) if isinstance(x, str) and x in ("nan", "inf", "-inf") else x
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that decides the outcome of a search (runner settings are not part of it).
+
+    Attributes:
+        space: a registered search space.
+        proxy: one proxy name or several joined by commas (``"diswot"``, ``"synflow,nwot"``).
+        strategy: a registered strategy.
+        budget: distinct proxy evaluations (an arch evaluated once counts once).
+        seed: seeds the strategy, and the proxies unless ``proxy_seed`` is given.
+        teacher: a teacher spec (None: the space's default teacher).
+        teacher_weights: a state dict for the teacher.
+        data: the image data spec (``embedded``, ``npz:PATH`` …).
+        batch_size: images per proxy batch.
+        device: ``auto``/``cpu``/``cuda``; may change on resume.
+        objectives: ``proxy`` (the proxy, or the combined rank of several), any proxy name
+            (maximised), ``params``/``flops`` (minimised). Single-objective strategies take one.
+        max_params: the constraint, in millions of parameters (None: unconstrained).
+        combine: how several proxies make one objective; only ``rank`` (mean rank).
+        ask_size: architectures asked of the strategy per step, i.e. one batch of evaluation
+            (None: the strategy's default). Local and Ray runs of the same ask_size agree.
+        proxy_seed: the seed of the proxies' random init (None: ``seed``).
+        options: keyword options of the strategy (e.g. ``{"population": 36}``).
+    """
+
+    space: str = "nb201"
+    proxy: str = "diswot"
+    strategy: str = "evolution"
+    budget: int = 100
+    seed: int = 0
+    teacher: str | None = None
+    teacher_weights: str | None = None
+    data: str = "embedded"
+    batch_size: int = 64
+    device: str = "auto"
+    objectives: tuple[str, ...] = ("proxy",)
+    max_params: float | None = None
+    combine: str = "rank"
+    ask_size: int | None = None
+    proxy_seed: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.objectives, str):
+            object.__setattr__(self, "objectives", tuple(o.strip() for o in self.objectives.split(",") if o.strip()))
+        else:
+            object.__setattr__(self, "objectives", tuple(self.objectives))
+        if not isinstance(self.proxy, str):  # a list of names is accepted too
+            object.__setattr__(self, "proxy", ",".join(self.proxy))
+        object.__setattr__(self, "options", dict(self.options or {}))
+
+    @property
+    def proxies(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.proxy.split(",") if p.strip())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["objectives"] = list(self.objectives)
+        d["options"] = dict(self.options)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SearchConfig":
+        """The inverse of :meth:`to_dict`; unknown keys are an error (:class:`SearchKDError`)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise SearchKDError(f"unknown search setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**dict(d))
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One evaluated architecture: a line of ``trials.jsonl``."""
+
+    i: int
+    arch: str
+    scores: dict[str, float]
+    params: float
+    flops: float
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"i": self.i, "arch": self.arch, "scores": {k: _num(v) for k, v in self.scores.items()},
+                "params": self.params, "flops": self.flops, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], i: int | None = None) -> "Trial":
+        try:
+            return cls(i=int(d["i"] if i is None else i), arch=str(d["arch"]),
+                       scores={str(k): float(_unnum(v)) for k, v in dict(d["scores"]).items()},
+                       params=float(d["params"]), flops=float(d["flops"]), seconds=float(d.get("seconds", 0.0)))
+        except (KeyError, TypeError, ValueError) as e:
+            raise SearchKDError(f"not a trial record ({type(e).__name__}: {e}): {dict(d)!r:.200}") from None
+
+    def summary(self) -> dict[str, Any]:
+        """The ``best``/``pareto`` form of result.json: arch, scores, params, flops."""
+        d = self.to_dict()
+        return {k: d[k] for k in ("arch", "scores", "params", "flops")}
+
+
+@dataclass
+class SearchResult:
+    """What a search found: ``result.json``.
+
+    Attributes:
+        config: the search config (a dict, as written).
+        best: the best feasible trial by the first objective.
+        pareto: the non-dominated trials (see :func:`searchkd.orchestrate.driver.run_search`).
+        trials: how many distinct architectures were evaluated.
+        seconds: wall time of the search (this run, replay included).
+        searchkd_version: the version that wrote it.
+        history: the trial records, when loaded with them (not written to result.json).
+    """
+
+    config: dict[str, Any]
+    best: Trial | None
+    pareto: list[Trial]
+    trials: int
+    seconds: float
+    searchkd_version: str = ""
+    history: list[Trial] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"searchkd_version": self.searchkd_version, "config": self.config,
+                "best": None if self.best is None else self.best.summary(),
+                "pareto": [t.summary() for t in self.pareto], "trials": self.trials, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SearchResult":
+        try:
+            best = d["best"]
+            return cls(config=dict(d["config"]),
+                       best=None if best is None else Trial.from_dict(best, i=-1),
+                       pareto=[Trial.from_dict(p, i=-1) for p in d["pareto"]],
+                       trials=int(d["trials"]), seconds=float(d["seconds"]),
+                       searchkd_version=str(d.get("searchkd_version", "")))
+        except (KeyError, TypeError, ValueError) as e:
+            raise SearchKDError(f"not a searchkd result ({type(e).__name__}: {e})") from None
+
+    def to_json(self, path: str | os.PathLike[str]) -> None:
+        """Write ``result.json`` atomically (a temp file renamed over the target)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> "SearchResult":
+        """Read ``result.json`` (a directory holding one is accepted too)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "result.json"
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except FileNotFoundError:
+            raise SearchKDError(f"no result file {path}") from None
+        except (OSError, json.JSONDecodeError) as e:
+            raise SearchKDError(f"cannot read result {path}: {e}") from None
+        return cls.from_dict(d)
