@@ -19,8 +19,13 @@ def atomic_path(path: str | Path) -> Path:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically: temp file, fsync, rename."""
     tmp = atomic_path(path)
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -16,7 +16,8 @@ class Progress:
 
     def __init__(self, total: int | None, desc: str = "", *, enabled: bool | None = None, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        # only ever on a terminal (CONTRACT); enabled=False silences it there too
+        self.enabled = enabled is not False and _isatty(self.stream)
         self.total, self.desc, self.n = total, desc, 0
         self.t0 = time.perf_counter()
         self._last = 0.0
@@ -30,6 +31,10 @@ class Progress:
         if self.enabled and (now - self._last > 0.1 or self.n == self.total):
             self._last = now
             self._draw(now)
+
+    def moveto(self, n: int, **info: Any) -> None:
+        """Set the count to ``n`` (for callers that know the total done so far)."""
+        self.update(n - self.n, **info)
 
     def _draw(self, now: float) -> None:
         rate = self.n / max(now - self.t0, 1e-9)
@@ -53,6 +58,13 @@ class Progress:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def progress(items: Iterable[T], total: int | None = None, desc: str = "", enabled: bool | None = None) -> Iterator[T]:

@@ -36,7 +36,8 @@ import numpy as np
 from searchkd import __version__
 from searchkd.errors import SearchKDError
 from searchkd.orchestrate import trials as tlog
-from searchkd.orchestrate.local import EvaluatorFactory, LocalRunner, Progress, eval_config
+from searchkd.orchestrate.local import EvaluatorFactory, LocalRunner, eval_config
+from searchkd.progress import Progress
 from searchkd.orchestrate.objective import Objectives, pareto_front
 from searchkd.strategies.base import fitness_key
 from searchkd.types import SearchConfig, SearchResult, Trial
@@ -183,7 +184,7 @@ def run_search(
         out.mkdir(parents=True, exist_ok=True)
         tlog.write_json(out / tlog.CONFIG, {"searchkd_version": __version__, "config": config.to_dict()})
         tlog.cut_torn_tail(out / tlog.TRIALS, good)
-        records = run.drive(_steps(plan, out / tlog.TRIALS, prior, Progress(config.budget, progress), max_stale))
+        records = run.drive(_steps(plan, out / tlog.TRIALS, prior, Progress(config.budget, "search", enabled=progress), max_stale))
     finally:
         run.close()
     result = _result(plan, records, time.perf_counter() - t0)
@@ -277,7 +278,7 @@ def _steps(plan: Plan, log: Path, prior: list[Trial], bar: Progress, max_stale: 
         if obj.dynamic:
             strategy.rescore(lambda a: obj.told(records[a]) if a in records else obj.worst())
         best = _best(list(records.values()), obj)
-        bar.update(len(records), None if best is None else obj.values(best)[0])
+        bar.moveto(len(records), **({} if best is None else {"best": obj.values(best)[0]}))
     bar.close()
     if replay:
         warnings.warn(f"{len(replay)} logged trials of {log} were not reached by the replay and are ignored",

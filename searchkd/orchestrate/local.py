@@ -1,16 +1,14 @@
-"""The local runner (no Ray), the evaluator factory both runners share, and the progress bar."""
+"""The local runner (no Ray) and the evaluator factory both runners share."""
 
 from __future__ import annotations
 
 import os
-import sys
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Sequence, TextIO
+from typing import Any, Callable, Generator, Sequence
 
 from searchkd.types import SearchConfig
 
-__all__ = ["LocalRunner", "EvaluatorFactory", "eval_config", "Progress"]
+__all__ = ["LocalRunner", "EvaluatorFactory", "eval_config"]
 
 Records = list[dict[str, Any]]
 
@@ -74,38 +72,3 @@ class LocalRunner:
 
     def close(self) -> None:
         self._evaluate = None
-
-
-class Progress:
-    """``[####    ] 120/1000 evals  3.1 evals/s  best 0.4321`` on a terminal; silent elsewhere."""
-
-    def __init__(self, total: int, enabled: bool | None = None, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = enabled is not False and _isatty(self.stream)
-        self.total = max(total, 1)
-        self.t0 = time.perf_counter()
-        self.start_n: int | None = None
-
-    def update(self, n: int, best: float | None) -> None:
-        if not self.enabled:
-            return
-        if self.start_n is None:
-            self.start_n = n
-        dt = time.perf_counter() - self.t0
-        rate = (n - self.start_n) / dt if dt > 0 else 0.0
-        filled = int(30 * min(n, self.total) / self.total)
-        best_s = "-" if best is None else f"{best:.4g}"
-        self.stream.write(f"\r[{'#' * filled}{' ' * (30 - filled)}] {n}/{self.total} evals  {rate:.2f} evals/s  best {best_s}  ")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False

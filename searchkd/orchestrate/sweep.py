@@ -42,8 +42,9 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
+from searchkd.bench import read_ground_truth
 from searchkd.errors import SearchKDError
 from searchkd.types import SearchConfig
 
@@ -108,17 +109,6 @@ def _slug(v: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(v)).strip("-")[:60] or "x"
 
 
-def _read_ground_truth(path: str, column: str) -> dict[str, float]:
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or "arch" not in reader.fieldnames or column not in reader.fieldnames:
-                raise SearchKDError(f"{path} needs columns 'arch' and {column!r} (has {reader.fieldnames})")
-            return {row["arch"]: float(row[column]) for row in reader if row[column] not in ("", None)}
-    except FileNotFoundError:
-        raise SearchKDError(f"no ground-truth file {path}") from None
-
-
 def _sweep_trial(config: dict[str, Any], searches: dict[str, dict[str, Any]], out: str, cpus: float,
                  evaluator_factory: Callable[[SearchConfig], Any] | None, space: Any = None) -> None:
     from ray import tune
@@ -162,7 +152,7 @@ def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None 
     sweep = load_sweep(config_toml_path)
     for name, cfg in sweep["searches"].items():  # bad input fails here, before Ray starts
         prepare(cfg, space, check_proxies=evaluator_factory is None)
-    gt = _read_ground_truth(sweep["ground_truth"], sweep["column"]) if sweep["ground_truth"] else None
+    gt = read_ground_truth(sweep["ground_truth"], sweep["column"]) if sweep["ground_truth"] else None
     out = Path(sweep["out"])
 
     from searchkd.orchestrate.ray_runner import connect

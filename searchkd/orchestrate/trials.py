@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from searchkd.errors import SearchKDError
+from searchkd.io import write_json
 from searchkd.types import Trial
 
 __all__ = ["TRIALS", "CONFIG", "RESULT", "read_trials", "append_trials", "write_json", "read_json", "cut_torn_tail"]
@@ -93,18 +94,6 @@ def append_trials(path: str | os.PathLike[str], trials: Iterable[Trial]) -> None
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-
-
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write JSON atomically (temp file, fsync, rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
