@@ -96,7 +96,9 @@ def _teacher(out_dir: Path, spec: str | None, space_name: str, num_classes: int,
             load(saved, "teacher.pt (reused)")
         else:
             cfg = TrainConfig(epochs=train_epochs, batch_size=tcfg["batch_size"], lr=tcfg["lr"], seed=tcfg["seed"])
-            rec = train_model(model, train_set, config=cfg, ckpt_dir=out_dir / "distill" / "_teacher", resume=resume,
+            key = zlib.crc32(json.dumps(meta, sort_keys=True).encode())
+            rec = train_model(model, train_set, config=cfg, ckpt_dir=out_dir / "distill" / f"_teacher-{key:08x}",
+                              resume=resume,
                               meta=meta, progress=progress, label=f"teacher {ts.arch}")
             torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": json.dumps(meta)}, saved)
             info.update(weights=str(saved), source="trained", train_seconds=rec["seconds"],
@@ -268,8 +270,10 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
                 net = space.build(st.arch, num_classes=num_classes)
             meta = {"arch": st.arch, "mode": mode, **data_meta,
                     "teacher": t_info["state_crc"] if t_net is not None else None}
+            # Settings are part of the folder name, so runs with other settings never collide.
+            key = zlib.crc32(json.dumps([meta, cfg.to_dict()], sort_keys=True).encode())
             rec = train_model(net, train_t, config=cfg, teacher=t_net, held_out=held_t,
-                              ckpt_dir=out_dir / "distill" / _slug(st.arch) / mode, resume=resume, meta=meta,
+                              ckpt_dir=out_dir / "distill" / _slug(st.arch) / f"{mode}-{key:08x}", resume=resume, meta=meta,
                               progress=progress, label=f"[{k + 1}/{len(students)}] {st.arch} {mode}")
             row[f"{mode}_accuracy"] = rec["accuracy"]
             row[f"{mode}_seconds"] = rec["seconds"]
