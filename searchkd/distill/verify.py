@@ -9,6 +9,7 @@ import os
 import re
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -17,7 +18,7 @@ from searchkd.distill.report import plot_verify, verdict
 from searchkd.distill.select import IMAGE_SPACES, fill_scores, pick_students, proxy_name, read_result
 from searchkd.errors import SearchKDError
 
-__all__ = ["run_distill", "load_data", "arch_seed"]
+__all__ = ["run_distill", "prepare_teacher", "load_data", "arch_seed"]
 
 
 def arch_seed(seed: int, arch: str) -> int:
@@ -137,6 +138,74 @@ def _write_json(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+@dataclass
+class _Context:
+    """The data of one verification, as tensors on the training device."""
+
+    out_dir: Path
+    data: str
+    num_classes: int
+    meta: dict[str, Any]
+    train: Any
+    held: Any
+    device: Any
+
+    @classmethod
+    def load(cls, out_dir: Path, data: str, held_out: float, seed: int, device: Any) -> "_Context":
+        from searchkd.distill.train import Images
+
+        train_set, held = load_data(data, held_out, seed)
+        if int(held.y.max()) >= train_set.num_classes:
+            raise SearchKDError(f"{data}: the held-out images have labels beyond the {train_set.num_classes} training classes")
+        meta = {"data": data, "held_out": held_out if data.partition(":")[0] not in ("cifar10", "cifar100") else None,
+                "split_seed": seed, "n_train": len(train_set), "n_held_out": len(held)}
+        return cls(out_dir, data, train_set.num_classes, meta, Images.from_set(train_set, device),
+                   Images.from_set(held, device), device)
+
+
+def _teacher_for(ctx: _Context, config: dict[str, Any], space_name: str, *, teacher: str | None,
+                 teacher_weights: str | Path | None, train_teacher: int | None, batch_size: int, lr: float,
+                 seed: int, resume: bool, progress: Any) -> tuple[Any, dict[str, Any]]:
+    if isinstance(train_teacher, bool):
+        raise SearchKDError("train_teacher is a number of epochs")
+    if teacher_weights is not None:
+        weights: str | None = str(teacher_weights)
+    elif train_teacher is not None or (ctx.out_dir / "teacher.pt").is_file():
+        weights = None
+    else:  # the weights the search itself scored with, if any
+        weights = config.get("teacher_weights")
+    return _teacher(ctx.out_dir, teacher if teacher is not None else config.get("teacher"), space_name,
+                    ctx.num_classes, weights=weights, train_epochs=train_teacher, data_meta=ctx.meta,
+                    train_set=ctx.train, held=ctx.held, tcfg={"batch_size": batch_size, "lr": lr, "seed": seed},
+                    resume=resume, progress=progress, device=ctx.device)
+
+
+def prepare_teacher(result_path: str | Path, *, data: str | None = None, teacher: str | None = None,
+                    teacher_weights: str | Path | None = None, train_teacher: int | None = None,
+                    batch_size: int = 128, lr: float = 0.1, seed: int = 0, device: str | None = "auto",
+                    resume: bool = False, progress: Any = None, held_out: float = 0.2) -> dict[str, Any]:
+    """Only the teacher step of :func:`run_distill`: train (or load) the teacher and measure it.
+
+    A later ``run_distill`` with the same data, teacher, ``train_teacher``, batch size, lr and
+    seed reuses ``DIR/teacher.pt``. Returns the ``teacher`` entry of ``verify.json``.
+    """
+    import torch
+
+    from searchkd.evaluate import resolve_device
+    from searchkd.spaces import get_space
+
+    result_path = Path(result_path)
+    result, _ = read_result(result_path)
+    out_dir = (result_path if result_path.is_dir() else result_path.parent).resolve()
+    config = result["config"]
+    get_space(str(config["space"]))
+    ctx = _Context.load(out_dir, data or config.get("data") or "embedded", held_out, seed,
+                        torch.device(resolve_device(device)))
+    return _teacher_for(ctx, config, str(config["space"]), teacher=teacher, teacher_weights=teacher_weights,
+                        train_teacher=train_teacher, batch_size=batch_size, lr=lr, seed=seed, resume=resume,
+                        progress=progress)[1]
+
+
 def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epochs: int = 30,
                 data: str | None = None, teacher: str | None = None, teacher_weights: str | Path | None = None,
                 train_teacher: int | None = None, baseline: bool = False, kd_weight: float = 0.9,
@@ -189,7 +258,7 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
     import torch
 
     from searchkd import __version__
-    from searchkd.distill.train import Images, TrainConfig, train_model
+    from searchkd.distill.train import TrainConfig, train_model
     from searchkd.evaluate import resolve_device
     from searchkd.spaces import get_space
 
@@ -220,21 +289,11 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
         notes.append(note)
 
     data = data or config.get("data") or "embedded"
-    train_set, held = load_data(data, held_out, seed)
-    num_classes = train_set.num_classes
-    if int(held.y.max()) >= num_classes:
-        raise SearchKDError(f"{data}: the held-out images have labels beyond the {num_classes} training classes")
-    data_meta = {"data": data, "held_out": held_out if data.partition(":")[0] not in ("cifar10", "cifar100") else None,
-                 "split_seed": seed, "n_train": len(train_set), "n_held_out": len(held)}
-    train_t, held_t = Images.from_set(train_set, dev), Images.from_set(held, dev)
-    if train_teacher is not None and isinstance(train_teacher, bool):
-        raise SearchKDError("train_teacher is a number of epochs")
-    teacher_net, t_info = _teacher(
-        out_dir, teacher if teacher is not None else config.get("teacher"), space_name, num_classes,
-        weights=str(teacher_weights) if teacher_weights is not None else (
-            None if train_teacher is not None or (out_dir / "teacher.pt").is_file() else config.get("teacher_weights")),
-        train_epochs=train_teacher, data_meta=data_meta, train_set=train_t, held=held_t,
-        tcfg={"batch_size": batch_size, "lr": lr, "seed": seed}, resume=resume, progress=progress, device=dev)
+    ctx = _Context.load(out_dir, data, held_out, seed, dev)
+    teacher_net, t_info = _teacher_for(ctx, config, space_name, teacher=teacher, teacher_weights=teacher_weights,
+                                       train_teacher=train_teacher, batch_size=batch_size, lr=lr, seed=seed,
+                                       resume=resume, progress=progress)
+    num_classes, data_meta, train_t, held_t = ctx.num_classes, ctx.meta, ctx.train, ctx.held
     chance = 100.0 / num_classes
     if t_info["accuracy"] < 1.5 * chance:
         notes.append(f"the teacher's held-out accuracy ({t_info['accuracy']:.1f}%) is near chance ({chance:.1f}%): "
@@ -244,8 +303,8 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
         "searchkd_version": __version__,
         "result": str(result_path),
         "config": {"space": space_name, "proxy": proxy, "selection": how, "top": top, "controls": controls,
-                   "epochs": epochs, "data": data, "held_out": data_meta["held_out"], "n_train": len(train_set),
-                   "n_held_out": len(held), "num_classes": num_classes, "kd_weight": kd_weight,
+                   "epochs": epochs, "data": data, "held_out": data_meta["held_out"], "n_train": len(train_t),
+                   "n_held_out": len(held_t), "num_classes": num_classes, "kd_weight": kd_weight,
                    "temperature": temperature, "feature_losses": feats, "batch_size": batch_size, "lr": lr,
                    "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "schedule": "cosine per step",
                    "augmentation": "random crop (4-pixel zero padding) + horizontal flip",
