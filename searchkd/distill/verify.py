@@ -118,6 +118,7 @@ def _teacher(out_dir: Path, spec: str | None, space_name: str, num_classes: int,
     model.to(device)
     info["accuracy"] = evaluate(model, held)
     info["params"] = sum(p.numel() for p in model.parameters()) / 1e6
+    info["n_train"] = data_meta["n_train"]
     info["state_crc"] = _state_crc(model)
     return model, info
 

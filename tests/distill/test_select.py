@@ -90,3 +90,32 @@ def test_proxy_name() -> None:
     assert proxy_name({"proxy": "diswot,synflow"}, trials) == "diswot"
     with pytest.raises(SearchKDError, match="no trial has a 'snip' score"):
         proxy_name({"proxy": "snip"}, trials)
+
+
+def test_cost_shortcut_only_when_it_reproduces_the_search_scores(monkeypatch) -> None:
+    import searchkd.evaluate
+
+    calls = []
+
+    class StubEvaluator:
+        def __init__(self, config):
+            calls.append(config)
+
+        def __call__(self, archs):
+            return [{"scores": {"flops": 7.0}} for _ in archs]
+
+    monkeypatch.setattr(searchkd.evaluate, "Evaluator", StubEvaluator)
+    trials = [{"i": 0, "arch": "1-1-1", "scores": {"flops": -SPACE.cost("1-1-1")["flops"]}}]  # not the cost
+    students, _ = pick_students(_result(proxy="flops"), trials, SPACE, "flops", top=1, controls=1)
+    assert fill_scores(students, SPACE, {"space": "resnet_cifar", "proxy": "flops", "seed": 3}, "flops") is None
+    assert students[1].score == 7.0 and students[1].score_source == "rescored"
+    assert calls[0].proxies == ("flops",) and calls[0].seed == 3 and calls[0].space == "resnet_cifar"
+
+    class Broken(StubEvaluator):
+        def __call__(self, archs):
+            raise SearchKDError("unknown proxy 'flops'")
+
+    monkeypatch.setattr(searchkd.evaluate, "Evaluator", Broken)
+    students, _ = pick_students(_result(proxy="flops"), trials, SPACE, "flops", top=1, controls=1)
+    note = fill_scores(students, SPACE, {"space": "resnet_cifar"}, "flops")
+    assert students[1].score is None and "could not score" in note
