@@ -169,6 +169,8 @@ def _teacher_for(ctx: _Context, config: dict[str, Any], space_name: str, *, teac
                  seed: int, resume: bool, progress: Any) -> tuple[Any, dict[str, Any]]:
     if isinstance(train_teacher, bool):
         raise SearchKDError("train_teacher is a number of epochs")
+    if teacher_weights is not None and train_teacher is not None:
+        raise SearchKDError("give teacher weights or a number of teacher epochs to train, not both")
     if teacher_weights is not None:
         weights: str | None = str(teacher_weights)
     elif train_teacher is not None or (ctx.out_dir / "teacher.pt").is_file():

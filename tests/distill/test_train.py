@@ -102,6 +102,20 @@ def test_training_learns_and_reports_per_epoch(tmp_path) -> None:
     assert {"model", "optimizer", "scheduler", "generator", "torch_rng", "epoch"} <= set(state)
 
 
+@pytest.mark.parametrize("space, arch", [
+    ("resnet_cifar", "1-1-1"),
+    ("nb201", "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"),
+])
+def test_every_image_space_distils_with_feature_losses(space: str, arch: str) -> None:
+    sp = get_space(space)
+    torch.manual_seed(0)
+    student, teacher = sp.build(arch, num_classes=4), _net("1-1-1", 1)
+    data = _images(16)
+    rec = train_model(student, data, config=TrainConfig(epochs=1, batch_size=8, feature_losses=(("sp", 1.0), ("ickd", 1.0))),
+                      teacher=teacher, held_out=data, progress=False)
+    assert 0 <= rec["accuracy"] <= 100 and rec["history"][0]["loss"] > 0
+
+
 @pytest.mark.parametrize("kw", [{"epochs": 0}, {"epochs": -1}, {"batch_size": 1}, {"kd_weight": 1.5},
                                 {"temperature": 0.0}, {"lr": 0.0}])
 def test_bad_training_settings(kw: dict) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from searchkd.data.images import load_images
-from searchkd.distill import run_distill
+from searchkd.distill import prepare_teacher, run_distill
 from searchkd.errors import SearchKDError
 from searchkd.spaces import get_space
 
@@ -109,6 +109,17 @@ def test_teacher_weights_must_fit(tmp_path, tiny_run) -> None:
         assert control["score_source"] == "none" and any("could not score" in n for n in report["notes"])
     else:
         assert control["score_source"] == "rescored"
+
+
+def test_prepare_teacher_alone_then_reused(tmp_path) -> None:
+    path = write_result(tmp_path, n_images=60)
+    info = prepare_teacher(path, train_teacher=1, batch_size=32)
+    assert info["source"] == "trained" and info["n_train"] == 50 and (tmp_path / "teacher.pt").is_file()
+    report = run_distill(path, top=1, controls=0, epochs=1, train_teacher=1, batch_size=32, progress=False, plot=False)
+    assert report["teacher"]["source"] == "teacher.pt (reused)"
+    assert report["teacher"]["accuracy"] == info["accuracy"]
+    with pytest.raises(SearchKDError, match="not both"):
+        run_distill(path, top=1, epochs=1, train_teacher=1, teacher_weights=tmp_path / "teacher.pt")
 
 
 @pytest.mark.parametrize("kw, match", [
