@@ -145,7 +145,8 @@ class _Progress:
 
     def __init__(self, progress: Any, label: str, epochs: int, steps: int) -> None:
         self.callback = progress if callable(progress) else None
-        self.tty = (progress is True) or (progress is None and sys.stderr.isatty())
+        # Auto: only on a terminal (the CONTRACT: quiet when stdout is not a TTY); drawn on stderr.
+        self.tty = (progress is True) or (progress is None and sys.stderr.isatty() and sys.stdout.isatty())
         self.label, self.epochs, self.steps = label, epochs, steps
         self.last = 0.0
 
@@ -185,7 +186,7 @@ def train_model(model: nn.Module, train: Images, *, config: TrainConfig, teacher
         ckpt_dir: ``last.pt`` after every epoch and ``final.json`` at the end go here.
         resume: continue from ``ckpt_dir/last.pt``, or reuse a finished run, when its
             ``meta`` (the settings that decide the weights) equals this one's.
-        progress: True (lines on stderr), None (lines only when stderr is a TTY), False, or a
+        progress: True (lines on stderr), None (lines only on a terminal), False, or a
             callable that gets one dict per epoch.
 
     Returns:
