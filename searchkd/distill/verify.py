@@ -348,6 +348,10 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
         report["verdict"] = verdict(report["students"])
         _write_json(report, verify_json)  # a partial report survives a kill
     report["verdict"] = verdict(report["students"])
+    vanilla = [r["vanilla_accuracy"] for r in report["students"] if r.get("vanilla_accuracy") is not None]
+    if vanilla and t_info["accuracy"] < max(vanilla):
+        notes.append(f"the teacher ({t_info['accuracy']:.1f}%) is weaker than the best student trained without it "
+                     f"({max(vanilla):.1f}%): KD gains here say more about the teacher than the students")
     report["complete"] = True
     report["seconds"] = time.perf_counter() - t_start
     if plot and not plot_verify(report, out_dir / "verify.png"):
