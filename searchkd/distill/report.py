@@ -1,0 +1,111 @@
+"""The verdict of a verification (rank correlations, the pick vs the controls) and its plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["verdict", "rank_correlations", "plot_verify"]
+
+
+def _clean(v: Any) -> float | None:
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def rank_correlations(x: Sequence[float], y: Sequence[float]) -> dict[str, float | None]:
+    """Kendall τ (τ-b) and Spearman ρ with their p-values; None where undefined (n < 3 or a
+    constant column)."""
+    from scipy.stats import kendalltau, spearmanr
+
+    out: dict[str, float | None] = {"n": len(x), "kendall_tau": None, "kendall_p": None,
+                                    "spearman_rho": None, "spearman_p": None}
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return out
+    kt = kendalltau(x, y)
+    sr = spearmanr(x, y)
+    out.update(kendall_tau=_clean(kt.statistic), kendall_p=_clean(kt.pvalue),
+               spearman_rho=_clean(sr.statistic), spearman_p=_clean(sr.pvalue))
+    return out
+
+
+def _mean(v: Sequence[float]) -> float | None:
+    return sum(v) / len(v) if v else None
+
+
+def verdict(students: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """From the per-student rows of ``verify.json``: how well the proxy ranked KD accuracy
+    and whether its pick beat the random controls.
+
+    The pick is the ``top`` student ranked first by the proxy. ``pick_beats_controls_mean``
+    / ``_best`` compare its KD accuracy with the mean / the best of the controls' (None
+    without controls). Correlations use every trained student that has a finite score.
+    """
+    scored = [s for s in students if s.get("score") is not None and s.get("kd_accuracy") is not None]
+    out: dict[str, Any] = {"proxy_vs_kd": rank_correlations([s["score"] for s in scored],
+                                                             [s["kd_accuracy"] for s in scored])}
+    with_vanilla = [s for s in scored if s.get("vanilla_accuracy") is not None]
+    if with_vanilla:
+        out["proxy_vs_vanilla"] = rank_correlations([s["score"] for s in with_vanilla],
+                                                    [s["vanilla_accuracy"] for s in with_vanilla])
+        gains = [s["kd_accuracy"] - s["vanilla_accuracy"] for s in with_vanilla]
+        out["mean_kd_gain"] = _mean(gains)
+    tops = [s for s in students if s["role"] == "top" and s.get("kd_accuracy") is not None]
+    controls = [s["kd_accuracy"] for s in students if s["role"] == "control" and s.get("kd_accuracy") is not None]
+    pick = tops[0] if tops else None
+    trained = sorted((s["kd_accuracy"] for s in students if s.get("kd_accuracy") is not None), reverse=True)
+    out.update({
+        "pick": pick["arch"] if pick else None,
+        "pick_kd_accuracy": pick["kd_accuracy"] if pick else None,
+        "pick_rank_by_kd_accuracy": (trained.index(pick["kd_accuracy"]) + 1) if pick else None,
+        "top_mean_kd_accuracy": _mean([s["kd_accuracy"] for s in tops]),
+        "controls_mean_kd_accuracy": _mean(controls),
+        "controls_best_kd_accuracy": max(controls) if controls else None,
+        "pick_beats_controls_mean": (pick["kd_accuracy"] > _mean(controls)) if pick and controls else None,
+        "pick_beats_controls_best": (pick["kd_accuracy"] > max(controls)) if pick and controls else None,
+    })
+    return out
+
+
+_COLOURS = {"top": "tab:red", "control": "tab:blue", "vanilla-best": "tab:green", "include": "tab:purple"}
+
+
+def plot_verify(report: dict[str, Any], path: str | Path) -> bool:
+    """Proxy score vs KD accuracy, one colour per role (hollow markers: without the teacher).
+    Returns False when matplotlib is not installed (the JSON report is complete without it)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    students = [s for s in report["students"] if s.get("score") is not None and s.get("kd_accuracy") is not None]
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
+    for role, colour in _COLOURS.items():
+        rows = [s for s in students if s["role"] == role]
+        if not rows:
+            continue
+        ax.scatter([s["score"] for s in rows], [s["kd_accuracy"] for s in rows], c=colour, label=f"{role} (KD)", zorder=3)
+        van = [s for s in rows if s.get("vanilla_accuracy") is not None]
+        if van:
+            ax.scatter([s["score"] for s in van], [s["vanilla_accuracy"] for s in van], facecolors="none",
+                       edgecolors=colour, label=f"{role} (no teacher)", zorder=2)
+        for s in rows:
+            ax.annotate(s["arch"] if len(s["arch"]) <= 16 else s["arch"][:14] + "…", (s["score"], s["kd_accuracy"]),
+                        fontsize=6, xytext=(3, 3), textcoords="offset points")
+    t_acc = (report.get("teacher") or {}).get("accuracy")
+    if t_acc is not None:
+        ax.axhline(t_acc, ls="--", c="grey", lw=1, label=f"teacher {t_acc:.1f}%")
+    c = report["verdict"]["proxy_vs_kd"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    ax.set_title(f"{report['config']['proxy']} vs KD accuracy: τ = {fmt(c['kendall_tau'])}, ρ = {fmt(c['spearman_rho'])} "
+                 f"(n = {c['n']})", fontsize=9)
+    ax.set_xlabel(f"proxy score ({report['config']['proxy']})")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True

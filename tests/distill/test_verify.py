@@ -1,0 +1,156 @@
+"""run_distill end to end on a few hundred embedded images, and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from searchkd.data.images import load_images
+from searchkd.distill import prepare_teacher, run_distill
+from searchkd.errors import SearchKDError
+from searchkd.spaces import get_space
+
+SPACE = get_space("resnet_cifar")
+ARCHS = {"1-2-1": 3.0, "1-1-1": 2.0, "2-1-1": 1.0}  # proxy scores written by hand
+
+
+def write_result(d: Path, *, n_images: int = 300, space: str = "resnet_cifar", archs: dict | None = None,
+                 teacher: str = "resnet_cifar:2-2-2") -> Path:
+    """A search result dir in the CONTRACT format, with a small npz cut from the embedded data."""
+    d.mkdir(parents=True, exist_ok=True)
+    ds = load_images("embedded")
+    idx = ds.indices(n_images, seed=0)
+    np.savez(d / "small.npz", x=ds.x[idx], y=ds.y[idx])
+    archs = ARCHS if archs is None else archs
+    trials = [{"i": i, "arch": a, "scores": {"diswot": s}, "params": 0.1, "flops": 1.0, "seconds": 0.1}
+              for i, (a, s) in enumerate(archs.items())]
+    (d / "trials.jsonl").write_text("".join(json.dumps(t) + "\n" for t in trials))
+    best = max(trials, key=lambda t: t["scores"]["diswot"])
+    result = {"searchkd_version": "0.1.0",
+              "config": {"space": space, "proxy": "diswot", "strategy": "random", "teacher": teacher,
+                         "budget": len(trials), "seed": 0, "data": f"npz:{d / 'small.npz'}"},
+              "best": {k: best[k] for k in ("arch", "scores", "params", "flops")}, "pareto": [],
+              "trials": len(trials), "seconds": 0.3}
+    (d / "result.json").write_text(json.dumps(result))
+    return d / "result.json"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    path = write_result(tmp_path_factory.mktemp("verify"))
+    report = run_distill(path, top=2, controls=0, epochs=1, train_teacher=1, baseline=True,
+                         vanilla_best="2-1-1", batch_size=64, feature_losses=("sp", "ickd"), progress=False)
+    torch.set_num_threads(threads)
+    return path, report
+
+
+def test_end_to_end_writes_a_complete_verify_json(tiny_run) -> None:
+    path, report = tiny_run
+    out = path.parent
+    on_disk = json.loads((out / "verify.json").read_text())
+    assert on_disk == json.loads(json.dumps(report))
+    assert report["complete"] and (out / "verify.png").is_file() and (out / "teacher.pt").is_file()
+    assert report["config"]["n_train"] == 240 and report["config"]["n_held_out"] == 60
+    t = report["teacher"]
+    assert t["arch"] == "2-2-2" and t["source"] == "trained" and 0 <= t["accuracy"] <= 100
+    rows = report["students"]
+    assert [(r["arch"], r["role"]) for r in rows] == [("1-2-1", "top"), ("1-1-1", "top"), ("2-1-1", "vanilla-best")]
+    for r in rows:
+        assert r["score"] == ARCHS[r["arch"]] and r["epochs"] == 1 and r["seconds"] > 0
+        assert r["params"] == pytest.approx(SPACE.cost(r["arch"])["params"])
+        assert 0 <= r["kd_accuracy"] <= 100 and 0 <= r["vanilla_accuracy"] <= 100
+        assert r["kd_gain"] == pytest.approx(r["kd_accuracy"] - r["vanilla_accuracy"])
+    v = report["verdict"]
+    assert v["pick"] == "1-2-1" and v["proxy_vs_kd"]["n"] == 3
+    assert {"kendall_tau", "spearman_rho"} <= set(v["proxy_vs_kd"]) and v["pick_beats_controls_mean"] is None
+
+
+def test_second_call_reuses_the_teacher_and_resume_reuses_students(tiny_run) -> None:
+    path, first = tiny_run
+    again = run_distill(path, top=2, controls=0, epochs=1, train_teacher=1, baseline=True, vanilla_best="2-1-1",
+                        batch_size=64, feature_losses=("sp", "ickd"), resume=True, progress=False)
+    assert again["teacher"]["source"] == "teacher.pt (reused)"
+    assert again["teacher"]["accuracy"] == first["teacher"]["accuracy"]
+    assert [r["kd_accuracy"] for r in again["students"]] == [r["kd_accuracy"] for r in first["students"]]
+    # with no teacher option at all, DIR/teacher.pt is used
+    third = run_distill(path, top=1, controls=0, epochs=1, batch_size=64, resume=True, progress=False, plot=False)
+    assert third["teacher"]["source"] == "teacher.pt"
+
+
+def test_never_distils_from_an_untrained_teacher(tmp_path) -> None:
+    path = write_result(tmp_path, n_images=60)
+    with pytest.raises(SearchKDError, match="teacher must be trained"):
+        run_distill(path, top=1, controls=0, epochs=1, progress=False)
+
+
+def test_teacher_weights_must_fit(tmp_path, tiny_run) -> None:
+    path = write_result(tmp_path, n_images=60)
+    with pytest.raises(SearchKDError, match="not found"):
+        run_distill(path, top=1, epochs=1, teacher_weights=tmp_path / "nope.pt", progress=False)
+    torch.save(SPACE.build("2-2-2", num_classes=100).state_dict(), tmp_path / "c100.pt")
+    with pytest.raises(SearchKDError, match="100 classes but the data has 10"):
+        run_distill(path, top=1, epochs=1, teacher_weights=tmp_path / "c100.pt", progress=False)
+    torch.save(SPACE.build("3-3-3", num_classes=10).state_dict(), tmp_path / "r20.pt")
+    with pytest.raises(SearchKDError, match="do not fit"):
+        run_distill(path, top=1, epochs=1, teacher_weights=tmp_path / "r20.pt", progress=False)
+    # the teacher trained by the tiny run fits, is loaded with weights_only, and is evaluated
+    report = run_distill(path, top=1, controls=1, epochs=1, batch_size=32, progress=False, plot=False,
+                         teacher_weights=tiny_run[0].parent / "teacher.pt")
+    assert report["teacher"]["source"] == "weights" and [r["role"] for r in report["students"]] == ["top", "control"]
+    control = report["students"][1]
+    # rescored with the search's own proxy settings where the proxy is available, else left out with a note
+    if control["score"] is None:
+        assert control["score_source"] == "none" and any("could not score" in n for n in report["notes"])
+    else:
+        assert control["score_source"] == "rescored"
+
+
+def test_prepare_teacher_alone_then_reused(tmp_path) -> None:
+    path = write_result(tmp_path, n_images=60)
+    info = prepare_teacher(path, train_teacher=1, batch_size=32)
+    assert info["source"] == "trained" and info["n_train"] == 50 and (tmp_path / "teacher.pt").is_file()
+    report = run_distill(path, top=1, controls=0, epochs=1, train_teacher=1, batch_size=32, progress=False, plot=False)
+    assert report["teacher"]["source"] == "teacher.pt (reused)"
+    assert report["teacher"]["accuracy"] == info["accuracy"]
+    with pytest.raises(SearchKDError, match="not both"):
+        run_distill(path, top=1, epochs=1, train_teacher=1, teacher_weights=tmp_path / "teacher.pt")
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"top": 0}, "top must be"), ({"top": 4}, "only 3 distinct"), ({"epochs": 0}, "epochs must be"),
+    ({"epochs": -2}, "epochs must be"), ({"controls": -1}, "controls must be"), ({"held_out": 1.0}, "held-out"),
+    ({"train_teacher": 0}, "teacher epochs"), ({"kd_weight": 2.0}, "KD weight"),
+    ({"feature_losses": ["fitnet"]}, "unknown feature loss"),
+])
+def test_bad_settings(tmp_path, kw, match) -> None:
+    path = write_result(tmp_path, n_images=60)
+    args = {"top": 1, "controls": 0, "epochs": 1, "train_teacher": 1, "progress": False, **kw}
+    with pytest.raises(SearchKDError, match=match):
+        run_distill(path, **args)
+
+
+def test_bad_result_files(tmp_path) -> None:
+    with pytest.raises(SearchKDError, match="not found"):
+        run_distill(tmp_path / "missing" / "result.json", epochs=1)
+    path = write_result(tmp_path / "a", n_images=60, space="no_such_space")
+    with pytest.raises(SearchKDError, match="unknown space"):
+        run_distill(path, top=1, epochs=1, train_teacher=1)
+    nb201_arch = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+    path = write_result(tmp_path / "b", n_images=60, archs={nb201_arch: 1.0})  # says resnet_cifar, holds nb201
+    with pytest.raises(SearchKDError, match="resnet_cifar"):
+        run_distill(path, top=1, epochs=1, train_teacher=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two cores shared with other jobs: one thread is several times faster than two under load.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
