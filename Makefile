@@ -19,7 +19,7 @@ $(BIN)/searchkd: pyproject.toml constraints-cpu.txt
 venv: $(BIN)/searchkd
 
 demo: venv
-	$(BIN)/searchkd score --space nb201 --proxy diswot,capacity_gap --sample 8 --seed 0
+	$(BIN)/searchkd search --space nb201 --proxy diswot --strategy evolution --budget 100 --out $(DEMO_OUT) --resume
 
 test: venv
 	$(BIN)/python -m pytest -q

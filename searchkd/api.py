@@ -148,3 +148,44 @@ def pick_teacher(student: Any, candidates: list[str], *, space: str | None = Non
     from searchkd.proxies.capacity_gap import pick_teacher as _pick
 
     return _pick(student, candidates, space=space, ratio=ratio or DEFAULT_RATIO)
+
+
+def search(space: str = "nb201", proxy: str = "diswot", strategy: str = "evolution", budget: int = 100, seed: int = 0,
+           *, out: str | None = None, resume: bool = False, runner: str = "local", ray_address: str | None = None,
+           cpus_per_trial: float = 1, gpus_per_trial: float = 0, progress: bool | None = None, **options: Any) -> Any:
+    """Search ``space`` for the student ``proxy`` likes best; returns a :class:`~searchkd.types.SearchResult`.
+
+    ``options`` are the other fields of :class:`~searchkd.types.SearchConfig` (``teacher``,
+    ``teacher_weights``, ``data``, ``batch_size``, ``device``, ``objectives``,
+    ``max_params``, ``combine``, ``ask_size``, ``proxy_seed``, ``options`` for the
+    strategy). With ``out`` the search writes ``result.json``, ``trials.jsonl`` and plots
+    there and can be resumed; without it, it runs in a temporary directory.
+    """
+    import tempfile
+
+    from searchkd.orchestrate import run_search
+    from searchkd.types import SearchConfig
+
+    config = SearchConfig.from_dict({"space": space, "proxy": proxy, "strategy": strategy, "budget": budget,
+                                     "seed": seed, **options})
+    kw = dict(resume=resume, runner=runner, ray_address=ray_address, cpus_per_trial=cpus_per_trial,
+              gpus_per_trial=gpus_per_trial, progress=progress)
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="searchkd-") as tmp:
+            return run_search(config, tmp, plots=False, **kw)
+    return run_search(config, out, **kw)
+
+
+def load_result(path: str) -> Any:
+    """A search's ``result.json`` (or its directory) as a :class:`~searchkd.types.SearchResult`."""
+    from searchkd.types import SearchResult
+
+    return SearchResult.from_json(path)
+
+
+def distill(result: str, **options: Any) -> dict[str, Any]:
+    """Distil the top students of a search and verify the proxy's ranking; see
+    :func:`searchkd.distill.run_distill` for the options. Returns the ``verify.json`` report."""
+    from searchkd.distill import run_distill
+
+    return run_distill(result, **options)

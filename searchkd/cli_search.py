@@ -1,0 +1,120 @@
+"""``searchkd search``, ``searchkd distill`` and ``searchkd sweep``: argument parsing only."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from searchkd.errors import SearchKDError
+
+__all__ = ["register"]
+
+
+def _csv(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def register(sub: Any, common: Any) -> None:
+    p = sub.add_parser("search", help="search a space for the student that distils best")
+    p.add_argument("--space", default="nb201", help="search space (default nb201)")
+    p.add_argument("--proxy", default="diswot", help="proxy, or several comma-separated (combined by --combine)")
+    p.add_argument("--strategy", default="evolution", help="random, evolution, nsga2 (see `searchkd list strategies`)")
+    p.add_argument("--teacher", help="teacher name, SPACE:ARCH, or auto (needs --teacher-candidates, --max-params)")
+    p.add_argument("--teacher-candidates", type=_csv, help="candidate teachers for --teacher auto")
+    p.add_argument("--teacher-weights", help="state dict of the teacher (weights_only)")
+    p.add_argument("--budget", type=int, default=100, help="distinct proxy evaluations (default 100)")
+    p.add_argument("--objectives", default="proxy", help="e.g. proxy or proxy,params (nsga2 takes several)")
+    p.add_argument("--max-params", type=float, help="constraint: at most this many M params")
+    p.add_argument("--combine", default="rank", choices=["rank"], help="how several proxies make one objective")
+    p.add_argument("--data", default="embedded", help="embedded, npz:PATH, cifar10:DIR, cifar100:DIR, folder:DIR")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--runner", default="local", choices=["local", "ray"])
+    p.add_argument("--ray-address", help="join a Ray cluster (auto, HOST:PORT, ray://HOST:PORT)")
+    p.add_argument("--cpus-per-trial", type=float, default=1)
+    p.add_argument("--gpus-per-trial", type=float, default=0)
+    p.add_argument("--out", required=True, help="result directory")
+    p.add_argument("--resume", action="store_true", help="continue the search logged in --out")
+    common(p)
+    p.set_defaults(run=_cmd_search)
+
+    d = sub.add_parser("distill", help="distil the top students of a search and verify the proxy's ranking")
+    d.add_argument("--result", required=True, help="a search's result.json (or its directory)")
+    d.add_argument("--top", type=int, default=4, help="top-K students (default 4)")
+    d.add_argument("--controls", type=int, default=4, help="random control students (default 4)")
+    d.add_argument("--epochs", type=int, default=30)
+    d.add_argument("--data", help="default: the search's data")
+    d.add_argument("--teacher", help="default: the search's teacher")
+    d.add_argument("--teacher-weights", help="a trained teacher's state dict (weights_only)")
+    d.add_argument("--train-teacher", type=int, metavar="EPOCHS", help="train the teacher first (saved as DIR/teacher.pt)")
+    d.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="skip training each student without the teacher (the KD gain is then not reported)")
+    d.add_argument("--kd-weight", type=float, default=0.9)
+    d.add_argument("--temperature", type=float, default=4.0)
+    d.add_argument("--feature-losses", default="", help="sp, ickd, or sp=W,ickd=W added to the KD loss")
+    d.add_argument("--batch-size", type=int, default=128)
+    d.add_argument("--lr", type=float, default=0.1)
+    d.add_argument("--held-out", type=float, default=0.2, help="held-out fraction of npz/folder/embedded data")
+    d.add_argument("--vanilla-best", help="also train this arch (e.g. the best without distillation) as a control")
+    d.add_argument("--include", nargs="*", default=[], help="more archs to train")
+    d.add_argument("--proxy", help="which proxy's ranking to verify (default: the search's)")
+    d.add_argument("--resume", action="store_true", help="continue from the epoch checkpoints")
+    common(d)
+    d.set_defaults(run=_cmd_distill)
+
+    s = sub.add_parser("sweep", help="a grid of searches (teachers x proxies x budgets x seeds) as Ray Tune trials")
+    s.add_argument("config", help="the sweep's TOML file (see examples/sweep_nb201.toml)")
+    s.add_argument("--ray-address", help="join a Ray cluster (auto, HOST:PORT, ray://HOST:PORT)")
+    common(s)
+    s.set_defaults(run=_cmd_sweep)
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from searchkd import api
+    from searchkd.cli_score import resolve_teacher_arg
+
+    if args.ray_address and args.runner != "ray":
+        raise SearchKDError("--ray-address needs --runner ray")
+    res = api.search(space=args.space, proxy=args.proxy, strategy=args.strategy, budget=args.budget, seed=args.seed,
+                     teacher=resolve_teacher_arg(args), teacher_weights=args.teacher_weights, data=args.data,
+                     batch_size=args.batch_size, device=args.device, objectives=tuple(_csv(args.objectives)),
+                     max_params=args.max_params, combine=args.combine, out=args.out, resume=args.resume,
+                     runner=args.runner, ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
+                     gpus_per_trial=args.gpus_per_trial, progress=False if args.quiet else None)
+    b = res.best
+    print(f"best {b.arch}")
+    print("  " + "  ".join(f"{k} {v:.6g}" for k, v in b.scores.items()) + f"  params {b.params:.4g} M  flops {b.flops:.4g} M")
+    print(f"{res.trials} trials in {res.seconds:.1f} s; pareto set {len(res.pareto)}; wrote {args.out}/result.json")
+    return 0
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from searchkd import api
+
+    rep = api.distill(args.result, top=args.top, controls=args.controls, epochs=args.epochs, data=args.data,
+                      teacher=args.teacher, teacher_weights=args.teacher_weights, train_teacher=args.train_teacher,
+                      baseline=args.baseline, kd_weight=args.kd_weight, temperature=args.temperature,
+                      feature_losses=args.feature_losses, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      device=args.device, resume=args.resume, progress=False if args.quiet else None,
+                      vanilla_best=args.vanilla_best, include=tuple(args.include), held_out=args.held_out,
+                      proxy=args.proxy)
+    print(f"teacher {rep.get('teacher', {}).get('accuracy', float('nan')):.2f} % held-out")
+    for s in rep.get("students", []):
+        score = s.get("score")
+        line = f"{s.get('role', ''):<13} {s['arch']:<26} score {score if score is None else f'{score:.6g}'!s:<12}"
+        line += f" KD {s['kd_accuracy']:.2f} %"
+        if s.get("vanilla_accuracy") is not None:
+            line += f"  no teacher {s['vanilla_accuracy']:.2f} %  gain {s['kd_gain']:+.2f}"
+        print(line)
+    v = rep.get("verdict", {})
+    corr = v.get("proxy_vs_kd", {})
+    print(f"proxy vs KD accuracy: kendall {corr.get('kendall_tau')} spearman {corr.get('spearman_rho')} (n={corr.get('n')}); "
+          f"pick beats controls: mean {v.get('pick_beats_controls_mean')} best {v.get('pick_beats_controls_best')}")
+    print(f"wrote {rep.get('verify_json', 'verify.json')}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from searchkd.orchestrate import run_sweep
+
+    run_sweep(args.config, ray_address=args.ray_address)
+    return 0
