@@ -113,9 +113,10 @@ def main() -> None:
             variants = {
                 f"semantic[{init}]": sem,
                 f"relation[{init}]": rel,
-                # the default `diswot` (init normal): both terms as means of squared differences
+                # both terms as means of squared differences: `diswot` is this with init=default
                 f"semantic+relation[{init}]": sem + rel,
-                # the reference's scaling: semantic divided by K·C, not K·C² (C = 64 here)
+                # the reference's scaling: semantic divided by K·C, not K·C² (C = 64 here);
+                # with init=normal this is `diswot_reference`
                 f"semantic*C+relation[{init}]": 64 * sem + rel,
                 # each term rescaled to unit spread over these cells, then summed (an oracle weighting)
                 f"semantic+relation standardised[{init}]": sem / sem.std() + rel / rel.std(),
