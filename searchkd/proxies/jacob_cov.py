@@ -27,11 +27,11 @@ K = 1e-5
 
 def jacob_cov_score(jacobians: np.ndarray) -> float:
     """The score of a B×D Jacobian matrix (rows = images)."""
-    corr = np.corrcoef(np.asarray(jacobians, dtype=np.float64))
-    if not np.all(np.isfinite(corr)):
-        return float("nan")
-    v = np.linalg.eigvalsh(corr)
     with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(np.asarray(jacobians, dtype=np.float64))
+        if not np.all(np.isfinite(corr)):
+            return float("nan")
+        v = np.linalg.eigvalsh(corr)
         return float(-np.sum(np.log(v + K) + 1.0 / (v + K)))
 
 
