@@ -166,10 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         pool.join()
     write()
     table = json.loads(out_path.read_text())["table"]
-    print(f"{'proxy':10s} {'ours':>6s} {'publ.':>6s} {'ρ(o,p)':>7s} {'ms':>8s}")
+    print(f"{'proxy':10s} {'cells':>5s} {'ours':>6s} {'publ.':>6s} {'ρ(o,p)':>7s} {'ms':>8s}")
     for p, t in table.items():
-        print(f"{p:10s} {fmt(t['rho_val'])} {fmt(t.get('published_rho_val'))} {fmt(t.get('rho_vs_published'))} "
-              f"{t['median_ms']:8.1f}")
+        print(f"{p:10s} {t['n_cells']:5d} {fmt(t['rho_val'])} {fmt(t.get('published_rho_val'))} "
+              f"{fmt(t.get('rho_vs_published'))} {t['median_ms']:8.1f}")
     return 0
 
 
@@ -214,17 +214,20 @@ def fmt(x) -> str:
 
 
 def summarise(rows: list[dict], done: dict, proxies: list[str], test_acc: dict[str, float]) -> dict:
-    """The fidelity table over the cells of ``rows`` that ``done`` scored with every proxy."""
-    scored = [r for r in rows if r["arch"] in done and all(p in done[r["arch"]]["scores"] for p in proxies)]
-    val = [to_float(r["val_accuracy"]) for r in scored]
-    test = [test_acc.get(r["arch"], math.nan) for r in scored]
+    """The fidelity table: per proxy, over the cells of ``rows`` that ``done`` holds a score of
+    that proxy for (so a run restricted with ``--proxies`` keeps the others' rows)."""
+    names = list(proxies) + sorted({p for r in rows for p in done.get(r["arch"], {}).get("scores", {})} - set(proxies))
     table = {}
-    for p in proxies:
+    for p in names:
+        scored = [r for r in rows if p in done.get(r["arch"], {}).get("scores", {})]
+        if not scored:
+            continue
+        val = [to_float(r["val_accuracy"]) for r in scored]
+        test = [test_acc.get(r["arch"], math.nan) for r in scored]
         ours = [from_json(done[r["arch"]]["scores"][p]) for r in scored]
         ms = [done[r["arch"]]["ms"][p] for r in scored]
-        t = {"rho_val": spearman(ours, val), "rho_test": spearman(ours, test),
-             "median_ms": statistics.median(ms) if ms else math.nan,
-             "nonfinite": int(sum(not math.isfinite(v) for v in ours))}
+        t = {"n_cells": len(scored), "rho_val": spearman(ours, val), "rho_test": spearman(ours, test),
+             "median_ms": statistics.median(ms), "nonfinite": int(sum(not math.isfinite(v) for v in ours))}
         col = PUBLISHED.get(p)
         if col:
             pub = [to_float(r[col]) for r in scored]
@@ -235,7 +238,8 @@ def summarise(rows: list[dict], done: dict, proxies: list[str], test_acc: dict[s
         if p in PAPER_RHO:
             t["paper_rho"] = PAPER_RHO[p]
         table[p] = {k: (jsonable(v) if isinstance(v, float) else v) for k, v in t.items()}
-    return {"n_cells": len(scored), "tolerance": TOLERANCE, "table": table}
+    n = max((t["n_cells"] for t in table.values()), default=0)
+    return {"n_cells": n, "tolerance": TOLERANCE, "table": table}
 
 
 if __name__ == "__main__":
