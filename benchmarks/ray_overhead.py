@@ -16,25 +16,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-
-class Factory:
-    """Evaluator factory that works in Ray workers too (registers the stopgap cost proxies)."""
-
-    def __init__(self, config: Any) -> None:
-        self.config = config
-
-    def __call__(self) -> Any:
-        from search_quality import ensure_cost_proxies
-
-        from searchkd.evaluate import Evaluator
-
-        ensure_cost_proxies()
-        return Evaluator(self.config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,18 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import ray
-    import ray.cloudpickle
-    import search_quality
 
     from searchkd.orchestrate import run_search
-    from searchkd.orchestrate.local import eval_config
+    from searchkd.orchestrate.local import EvaluatorFactory, eval_config
     from searchkd.types import SearchConfig
 
-    ray.cloudpickle.register_pickle_by_value(search_quality)  # workers lack benchmarks/ on their path
-    search_quality.ensure_cost_proxies()
     cfg = SearchConfig(space="nb201", proxy=args.proxy, strategy=args.strategy, budget=args.budget, seed=args.seed,
                        data=args.data, device="cpu", ask_size=args.ask_size)
-    factory = Factory(eval_config(cfg))
+    factory = EvaluatorFactory(eval_config(cfg))
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         loc = run_search(cfg, Path(tmp) / "local", evaluator=factory, plots=False, progress=False)

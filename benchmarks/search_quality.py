@@ -41,22 +41,6 @@ from searchkd.types import SearchConfig
 HERE = Path(__file__).resolve().parent
 
 
-def ensure_cost_proxies() -> None:
-    """Stopgap while ``searchkd/proxies/cost.py`` is being written: register ``params`` and
-    ``flops`` (the student's size, higher = bigger) if no module has."""
-    import searchkd.proxies  # noqa: F401
-    from searchkd.proxies import register_proxy
-    from searchkd.registry import PROXIES
-    from searchkd.spaces.base import count_cost
-
-    if "params" not in PROXIES:
-        register_proxy("params", needs_data=False, description="parameters (M)")(
-            lambda net, batch, state: sum(p.numel() for p in net.parameters()) / 1e6)
-    if "flops" not in PROXIES:
-        register_proxy("flops", needs_data=False, description="FLOPs (M)")(
-            lambda net, batch, state: count_cost(net)["flops"])
-
-
 class CachedEvaluator:
     """``evaluate(archs) -> records`` backed by a JSONL score cache shared across searches.
 
@@ -86,7 +70,6 @@ class CachedEvaluator:
                     self.costs[r["arch"]] = (r["params"], r["flops"], r["seconds"])
 
     def __call__(self, archs: Sequence[str]) -> list[dict[str, Any]]:
-        ensure_cost_proxies()
         proxies = self.config.proxies
         groups: dict[tuple[str, ...], list[str]] = {}
         for a in archs:
@@ -141,7 +124,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "out" / "search_quality.json"))
     ap.add_argument("--cache", default=str(HERE / "out" / "cache" / "scores.jsonl"))
     args = ap.parse_args(argv)
-    ensure_cost_proxies()
     t0 = time.perf_counter()
     proxies = [p for p in args.proxies.split(",") if p]
     settings = [[p] for p in proxies] + ([proxies] if args.combine and len(proxies) > 1 else [])
