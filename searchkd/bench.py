@@ -54,10 +54,11 @@ def correlation(space: str, proxies: list[str], ground_truth: str | Path, column
                 progress: bool | None = None) -> dict[str, Any]:
     """Score ``sample`` seeded random archs of the ground truth (all when None) and correlate.
 
-    Writes ``out`` (JSON, the CONTRACT schema) and a scatter PNG beside it when ``out`` is given.
+    Writes ``out`` (JSON, the CONTRACT schema), a scatter PNG and the per-arch scores
+    (``.scores.csv``, with the ground truth) beside it when ``out`` is given.
     """
     from searchkd import api
-    from searchkd.io import write_json
+    from searchkd.io import write_json, write_rows
 
     gt = read_ground_truth(ground_truth, column)
     sp = api.get_space(space)
@@ -84,6 +85,7 @@ def correlation(space: str, proxies: list[str], ground_truth: str | Path, column
         result["proxies"]["rank(" + ",".join(proxies) + ")" if p == "rank" else p] = stats
     if out is not None:
         write_json(out, result)
+        write_rows(Path(out).with_suffix(".scores.csv"), [{**r, column: t} for r, t in zip(rows, truth)])
         _scatter(Path(out).with_suffix(".png"), rows, truth, cols, column)
     return result
 

@@ -80,6 +80,7 @@ def test_bench_correlation_writes_json_and_png(tmp_path, capsys):
     # capacity_gap against resnet56 prefers larger students here: a perfect ranking
     assert res["proxies"]["capacity_gap"]["spearman"] == pytest.approx(1.0)
     assert out.with_suffix(".png").stat().st_size > 1000
+    assert out.with_suffix(".scores.csv").read_text().splitlines()[0].startswith("arch,capacity_gap,diswot")
 
 
 @pytest.mark.parametrize(
