@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from searchkd.proxies._init import gaussian_init
 from searchkd.proxies.base import register_proxy
 
 __all__ = ["DisWOTConfig", "DEFAULT", "REFERENCE", "TeacherState", "prepare", "score", "gaussian_init",
@@ -92,20 +93,6 @@ class TeacherState:
     relation: torch.Tensor  # B×B, rows normalised
     channels: int
     config: DisWOTConfig
-
-
-def gaussian_init(net: nn.Module) -> nn.Module:
-    """The reference's re-initialisation: conv/linear weights N(0,1), biases 0, norm weights 1."""
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.normal_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and m.weight is not None:
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-    return net
 
 
 def _forward(net: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -33,25 +33,11 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from searchkd.proxies._grad import finite_or_nan
+from searchkd.proxies._init import gaussian_init
 from searchkd.proxies.base import register_proxy
 
 ALPHA = 0.01
 REPEATS = 3
-
-
-def gaussian_init(net: nn.Module) -> None:
-    """ZenNAS's ``network_weight_gaussian_init``."""
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.normal_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
-                if m.weight is not None:
-                    nn.init.ones_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
 
 
 def zen_once(net: nn.Module, shape: tuple[int, ...], device: torch.device) -> float:
