@@ -97,7 +97,7 @@ def pick_students(result: dict[str, Any], trials: Sequence[dict[str, Any]], spac
     Top students: the ``top`` best distinct trials by ``proxy`` (ties: the earlier trial);
     when the search had several objectives, the Pareto set instead, best proxy first, at
     most ``top`` of it. Controls: ``controls`` seeded uniform samples of the space, distinct
-    from each other and from every other student.
+    from each other and from every other student, within the search's ``max_params``.
     """
     if not (isinstance(top, int) and top > 0):
         raise SearchKDError(f"top must be a positive integer, got {top!r}")
@@ -142,13 +142,15 @@ def pick_students(result: dict[str, Any], trials: Sequence[dict[str, Any]], spac
     size = space.size()
     if size is not None and controls > size - len(taken):
         raise SearchKDError(f"{controls} controls asked for, but the space has only {size - len(taken)} other architectures")
+    # controls obey the search's size constraint, so the pick is compared with its peers
+    max_params = (result.get("config") or {}).get("max_params")
     rng = np.random.default_rng([seed, 0xC0])
     tries = 0
     n_controls = 0
     while n_controls < controls:
         arch = space.validate(space.sample(rng))
         tries += 1
-        if arch in taken:
+        if arch in taken or (max_params is not None and space.cost(arch)["params"] > max_params):
             if tries > 1000 * (controls + 1):
                 raise SearchKDError("could not sample enough distinct control architectures")
             continue

@@ -119,3 +119,12 @@ def test_cost_shortcut_only_when_it_reproduces_the_search_scores(monkeypatch) ->
     students, _ = pick_students(_result(proxy="flops"), trials, SPACE, "flops", top=1, controls=1)
     note = fill_scores(students, SPACE, {"space": "resnet_cifar"}, "flops")
     assert students[1].score is None and "could not score" in note
+
+
+def test_controls_respect_the_search_size_constraint() -> None:
+    trials = _trials({"1-1-1": 0.5, "2-2-2": 0.9})
+    students, _ = pick_students(_result(max_params=0.2), trials, SPACE, "diswot", top=1, controls=6, seed=1)
+    controls = [s.arch for s in students if s.role == "control"]
+    assert len(controls) == 6 and all(SPACE.cost(a)["params"] <= 0.2 for a in controls)
+    free, _ = pick_students(_result(), trials, SPACE, "diswot", top=1, controls=6, seed=1)
+    assert any(SPACE.cost(s.arch)["params"] > 0.2 for s in free if s.role == "control")
