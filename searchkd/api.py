@@ -115,10 +115,12 @@ def score(student: Any, teacher: Any = None, batch: Any = None, proxy: str = "di
 
 def score_archs(space: str, archs: list[str], proxies: list[str] | str, teacher: str | None = None,
                 data: str = "embedded", batch_size: int = 64, seed: int = 0, device: str | None = None,
-                combine: str | None = None, teacher_weights: str | None = None, progress: bool | None = None) -> list[dict[str, Any]]:
+                combine: str | None = None, teacher_weights: str | None = None, progress: bool | None = None,
+                timings: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Score many architectures of ``space``; one row per arch: ``arch``, one column per
     proxy, ``params`` (M), ``flops`` (M), and ``rank`` when ``combine="rank"`` (the mean of
-    the proxies' ranks over these archs, Abdelfattah et al. 2021)."""
+    the proxies' ranks over these archs, Abdelfattah et al. 2021). ``timings``, when given,
+    receives the seconds spent in each proxy over all archs."""
     from searchkd.evaluate import EvalConfig, Evaluator, combine_ranks
     from searchkd.progress import Progress
 
@@ -135,6 +137,8 @@ def score_archs(space: str, archs: list[str], proxies: list[str] | str, teacher:
             rows.append({"arch": rec["arch"], **rec["scores"], "params": rec["params"], "flops": rec["flops"],
                          "seconds": rec["seconds"]})
             bar.update(1)
+    if timings is not None:
+        timings.update(ev.scorer.seconds)
     if combine == "rank":
         for r, v in zip(rows, combine_ranks(rows, names)):
             r["rank"] = v

@@ -90,6 +90,8 @@ class Scorer:
     seed: int = 0
     device: Any = "cpu"
     nonfinite: dict[str, int] = field(default_factory=dict)
+    #: seconds spent in each proxy (its copy of the student and its computation), summed
+    seconds: dict[str, float] = field(default_factory=dict)
     _states: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -140,6 +142,7 @@ class Scorer:
         self.check_student(net)
         out: dict[str, float] = {}
         for spec in self.specs:
+            t0 = time.perf_counter()
             student = copy.deepcopy(net).to(self.device)
             with torch.random.fork_rng(devices=_rng_devices(self.device)):
                 torch.manual_seed(self.seed)
@@ -152,6 +155,7 @@ class Scorer:
                 warnings.warn(f"proxy {spec.name} gave {value}; scored as the worst value", RuntimeWarning, stacklevel=2)
                 value = WORST
             out[spec.name] = value
+            self.seconds[spec.name] = self.seconds.get(spec.name, 0.0) + time.perf_counter() - t0
         return out
 
     def score_arch(self, space: Any, arch: str) -> dict[str, Any]:
