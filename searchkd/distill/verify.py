@@ -309,7 +309,7 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
                    "epochs": epochs, "data": data, "held_out": data_meta["held_out"], "n_train": len(train_t),
                    "n_held_out": len(held_t), "num_classes": num_classes, "kd_weight": kd_weight,
                    "temperature": temperature, "feature_losses": feats, "batch_size": batch_size, "lr": lr,
-                   "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "schedule": "cosine per step",
+                   "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "schedule": "linear warm-up, then cosine per step",
                    "augmentation": "random crop (4-pixel zero padding) + horizontal flip",
                    "baseline": baseline, "seed": seed, "device": str(dev),
                    "precision": "bf16 autocast, channels_last" if dev.type == "cuda" else "fp32"},

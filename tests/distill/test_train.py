@@ -129,3 +129,16 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def test_learning_rate_warms_up_then_follows_the_cosine() -> None:
+    import math
+
+    from searchkd.distill.train import _lr_factor
+
+    total, warm = 100, 10
+    assert _lr_factor(0, warm=warm, total=total) == pytest.approx(0.1 * 0.5 * (1 + math.cos(0)))
+    assert _lr_factor(4, warm=warm, total=total) == pytest.approx(0.5 * 0.5 * (1 + math.cos(math.pi * 4 / 100)))
+    assert _lr_factor(50, warm=warm, total=total) == pytest.approx(0.5)
+    assert _lr_factor(100, warm=warm, total=total) == pytest.approx(0.0, abs=1e-12)
+    assert _lr_factor(3, warm=0, total=total) == pytest.approx(0.5 * (1 + math.cos(math.pi * 3 / 100)))
