@@ -79,7 +79,8 @@ def _teacher(out_dir: Path, spec: str | None, space_name: str, num_classes: int,
     info: dict[str, Any] = {"spec": spec or get_space(space_name).default_teacher, "space": ts.space, "arch": ts.arch}
     saved = out_dir / "teacher.pt"
     meta = {"space": ts.space, "arch": ts.arch, "num_classes": num_classes, **data_meta,
-            "epochs": train_epochs, "batch_size": tcfg["batch_size"], "lr": tcfg["lr"], "seed": tcfg["seed"]}
+            "epochs": train_epochs, "batch_size": tcfg["batch_size"], "lr": tcfg["lr"], "seed": tcfg["seed"],
+            "warmup": TrainConfig(epochs=1).warmup}  # a teacher trained on another recipe is not reused
 
     def load(path: Path, source: str) -> None:
         classes = _classes_in(path)
