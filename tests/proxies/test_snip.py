@@ -11,29 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from _nets import Linear, Small
+
 from searchkd.proxies import get_proxy
-from searchkd.spaces._net import ClassifierNet
 
-
-class Linear(ClassifierNet):
-    def __init__(self, c=6, k=4):
-        super().__init__()
-        self.classifier = nn.Linear(c, k, bias=False)
-
-    def forward_features(self, x):
-        return x
-
-
-class Small(ClassifierNet):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(4)
-        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
-        self.classifier = nn.Linear(6, 3)
-
-    def forward_features(self, x):
-        return F.relu(self.conv2(F.relu(self.bn1(self.conv1(x)))))
 
 
 def test_snip_closed_form_linear():
