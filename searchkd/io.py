@@ -18,11 +18,11 @@ def atomic_path(path: str | Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
-def write_json(path: str | Path, obj: Any) -> None:
-    """Write JSON atomically: temp file, fsync, rename."""
+def write_json(path: str | Path, obj: Any, *, allow_nan: bool = True) -> None:
+    """Write JSON atomically: temp file, fsync, rename (``allow_nan=False``: strict JSON or an error)."""
     tmp = atomic_path(path)
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
+        json.dump(obj, f, indent=2, allow_nan=allow_nan)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())

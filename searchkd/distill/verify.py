@@ -5,7 +5,6 @@ teacher, and report whether the proxy's ranking held up (``DIR/verify.json`` + `
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import zlib
@@ -17,6 +16,7 @@ from searchkd.distill.losses import parse_feature_losses
 from searchkd.distill.report import plot_verify, verdict
 from searchkd.distill.select import IMAGE_SPACES, fill_scores, pick_students, proxy_name, read_result
 from searchkd.errors import SearchKDError
+from searchkd.io import write_json
 
 __all__ = ["run_distill", "prepare_teacher", "load_data", "arch_seed"]
 
@@ -132,12 +132,6 @@ def _saved_meta(path: Path) -> dict[str, Any] | None:
         return json.loads(state["meta"])
     except Exception:
         return None
-
-
-def _write_json(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False))
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -347,7 +341,7 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
             row["kd_gain"] = row["kd_accuracy"] - row["vanilla_accuracy"]
         report["students"].append(row)
         report["verdict"] = verdict(report["students"])
-        _write_json(report, verify_json)  # a partial report survives a kill
+        write_json(verify_json, report, allow_nan=False)  # a partial report survives a kill
     report["verdict"] = verdict(report["students"])
     vanilla = [r["vanilla_accuracy"] for r in report["students"] if r.get("vanilla_accuracy") is not None]
     if vanilla and t_info["accuracy"] < max(vanilla):
@@ -357,5 +351,5 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
     report["seconds"] = time.perf_counter() - t_start
     if plot and not plot_verify(report, out_dir / "verify.png"):
         report["notes"].append("matplotlib is not installed: verify.png was not written")
-    _write_json(report, verify_json)
+    write_json(verify_json, report, allow_nan=False)
     return report

@@ -123,13 +123,6 @@ def test_bad_training_settings(kw: dict) -> None:
         TrainConfig(**{"epochs": 1, **kw})  # type: ignore[arg-type]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_learning_rate_warms_up_then_follows_the_cosine() -> None:
     import math

@@ -145,12 +145,3 @@ def test_bad_result_files(tmp_path) -> None:
     path = write_result(tmp_path / "b", n_images=60, archs={nb201_arch: 1.0})  # says resnet_cifar, holds nb201
     with pytest.raises(SearchKDError, match="resnet_cifar"):
         run_distill(path, top=1, epochs=1, train_teacher=1)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two cores shared with other jobs: one thread is several times faster than two under load.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
