@@ -137,13 +137,18 @@ class Scorer:
 
     def score_net(self, net: Any) -> dict[str, float]:
         """All proxies of one student (a module; each proxy gets its own copy)."""
+        self.check_student(net)
+        return self._score(lambda: copy.deepcopy(net))
+
+    def _score(self, fresh: Callable[[], Any], last: Any = None) -> dict[str, float]:
+        """Run every proxy on its own student: ``fresh()`` makes one; ``last``, when given, is
+        an owned student that the last proxy may take instead of a new one."""
         import torch
 
-        self.check_student(net)
         out: dict[str, float] = {}
-        for spec in self.specs:
+        for i, spec in enumerate(self.specs):
             t0 = time.perf_counter()
-            student = copy.deepcopy(net).to(self.device)
+            student = (last if last is not None and i == len(self.specs) - 1 else fresh()).to(self.device)
             with torch.random.fork_rng(devices=_rng_devices(self.device)):
                 torch.manual_seed(self.seed)
                 try:
@@ -152,21 +157,29 @@ class Scorer:
                     value = math.nan
             if not math.isfinite(value):
                 self.nonfinite[spec.name] = self.nonfinite.get(spec.name, 0) + 1
-                warnings.warn(f"proxy {spec.name} gave {value}; scored as the worst value", RuntimeWarning, stacklevel=2)
+                warnings.warn(f"proxy {spec.name} gave {value}; scored as the worst value", RuntimeWarning, stacklevel=3)
                 value = WORST
             out[spec.name] = value
             self.seconds[spec.name] = self.seconds.get(spec.name, 0.0) + time.perf_counter() - t0
         return out
 
     def score_arch(self, space: Any, arch: str) -> dict[str, Any]:
-        """Build ``arch`` of ``space`` with the seeded default init and score it."""
+        """Build ``arch`` of ``space`` with the seeded default init and score it.
+
+        Each proxy gets its own build under the same seed (bitwise the same weights as a
+        copy, and ~4x cheaper than ``deepcopy`` of an NB201 net); the last takes the first.
+        """
         import torch
 
+        def build() -> Any:
+            with torch.random.fork_rng(devices=_rng_devices(self.device)):
+                torch.manual_seed(self.seed)
+                return space.build(arch, num_classes=self.num_classes)
+
         t0 = time.perf_counter()
-        with torch.random.fork_rng(devices=_rng_devices(self.device)):
-            torch.manual_seed(self.seed)
-            net = space.build(arch, num_classes=self.num_classes)
-        scores = self.score_net(net)
+        net = build()
+        self.check_student(net)
+        scores = self._score(build, last=net)
         return {"arch": arch, "scores": scores, **space.cost(arch), "seconds": time.perf_counter() - t0}
 
 
