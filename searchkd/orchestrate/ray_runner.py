@@ -10,8 +10,11 @@ same search for the same seed.
 
 Trials reuse their actors (``reuse_actors=True``), and each worker keeps the evaluator it
 built (teacher, batch, proxy state) for the next trials of the same search, so a trial
-costs ≈ 0.15 s of overhead rather than a process start. Failed trials are retried
-(``FailureConfig(max_failures)``); a trial that still fails ends the search with its error.
+costs a fraction of a second of overhead rather than a process start. The searcher takes a
+chunk's records from its report (``on_trial_result``), so the next batch is under way while
+Tune still winds the trial down; Tune's per-trial file loggers are off (the records go to
+``trials.jsonl``). Failed trials are retried (``FailureConfig(max_failures)``); a trial that
+still fails ends the search with its error.
 
 Ray is imported here, lazily, and nowhere else in searchkd (besides the sweep).
 """
@@ -39,6 +42,13 @@ def _quiet_env() -> None:
     # Tune's console tables are noise here
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Tune's per-trial CSV/JSON/TensorBoard loggers: the records go to trials.jsonl, and the
+    # loggers' file writes cost ≈ 0.2 s per batch on 2 cores (benchmarks/ray_overhead.py)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    import logging
+
+    # without those files the result grid warns that it cannot fetch each trial's metrics
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
 def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
@@ -217,15 +227,27 @@ def _step_searcher(steps: Generator[list[str], Records, Any], parallel: int) -> 
             self._running[trial_id] = k
             return {"archs": chunk}
 
+        def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+            # the records come with the trial's one report: the next batch is asked for now,
+            # while Tune is still winding the trial down, not after it has completed
+            if "records" in result:
+                self._take(trial_id, result)
+
         def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-            k = self._running.pop(trial_id, None)
-            if k is None or self.done or self.error is not None:
-                return
+            if trial_id not in self._running or self.done or self.error is not None:
+                return  # its records were taken from its report (or the search is over)
             if error or result is None or "records" not in result:
+                self._running.pop(trial_id, None)
                 # the runner raises the trial's error once Tune has stopped
                 self.error = None if error else RuntimeError(f"trial {trial_id} reported no records")
                 self._queue = []
                 self._stop = True
+                return
+            self._take(trial_id, result)
+
+        def _take(self, trial_id: str, result: dict[str, Any]) -> None:
+            k = self._running.pop(trial_id, None)
+            if k is None or self.done or self.error is not None:
                 return
             self._results[k] = json.loads(result["records"])
             if len(self._results) == self._n_chunks:

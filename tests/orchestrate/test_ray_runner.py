@@ -50,6 +50,27 @@ def test_a_failing_trial_is_reported(tmp_path):
         run_search(cfg, tmp_path / "x", runner="ray", evaluator=bad, space=ToySpace(), plots=False, max_failures=0)
 
 
+def test_a_trial_that_fails_once_is_retried(tmp_path):
+    marker = tmp_path / "failed-once"
+
+    def flaky():
+        inner = toy_factory()
+
+        def ev(archs):
+            if not marker.exists():  # the first chunk evaluated anywhere fails, once
+                marker.write_text("x")
+                raise RuntimeError("worker lost")
+            return inner(archs)
+        return ev
+
+    cfg = SearchConfig(space="toy", proxy="toy", strategy="evolution", budget=40, seed=1)
+    loc = run_search(cfg, tmp_path / "local", evaluator=toy_factory, space=ToySpace(), plots=False)
+    ray_ = run_search(cfg, tmp_path / "ray", runner="ray", evaluator=flaky, space=ToySpace(), plots=False, max_failures=1)
+    assert marker.exists()
+    assert ray_.best.arch == loc.best.arch
+    assert (tmp_path / "ray" / "trials.jsonl").read_text() == (tmp_path / "local" / "trials.jsonl").read_text()
+
+
 def test_sweep_runs_each_search_as_a_trial(tmp_path, capsys):
     gt = tmp_path / "gt.csv"
     space = ToySpace()
