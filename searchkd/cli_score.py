@@ -17,7 +17,7 @@ def _csv(s: str) -> list[str]:
 
 
 def _scoring_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--space", required=True, help="search space (see `searchkd list spaces`)")
+    p.add_argument("--space", required=True, help="search space (see `searchkd list spaces`), or nni:MODULE:ATTR")
     p.add_argument("--proxy", required=True, type=_csv, help="proxy name(s), comma-separated")
     p.add_argument("--teacher", help="teacher name, SPACE:ARCH, or auto (pick from --teacher-candidates by the "
                    "capacity-gap law for the --max-params budget); default: the space's teacher")

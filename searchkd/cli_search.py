@@ -16,7 +16,7 @@ def _csv(s: str) -> list[str]:
 
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("search", help="search a space for the student that distils best")
-    p.add_argument("--space", default="nb201", help="search space (default nb201)")
+    p.add_argument("--space", default="nb201", help="search space (default nb201), or nni:MODULE:ATTR (an NNI ModelSpace)")
     p.add_argument("--proxy", default="diswot", help="proxy, or several comma-separated (combined by --combine)")
     p.add_argument("--strategy", default="evolution", help="random, evolution, nsga2 (see `searchkd list strategies`)")
     p.add_argument("--teacher", help="teacher name, SPACE:ARCH, or auto (needs --teacher-candidates, --max-params)")

@@ -35,7 +35,7 @@ TEACHERS.register(
 
 
 def resolve_teacher(spec: str | None, space: str | None = None) -> TeacherSpec:
-    """A registered teacher name or ``SPACE:ARCH``; None → the space's default teacher."""
+    """A registered teacher name, ``SPACE:ARCH`` or ``nni:MODULE:ATTR:ARCH``; None → the space's default teacher."""
     if spec is None:
         if space is None:
             raise SearchKDError("no teacher given and no space to take a default teacher from")
@@ -44,6 +44,12 @@ def resolve_teacher(spec: str | None, space: str | None = None) -> TeacherSpec:
         spec = get_space(space).default_teacher
     if spec in TEACHERS:
         return TEACHERS.get(spec)
+    if spec.startswith("nni:"):  # nni:MODULE:ATTR:ARCH, an arch of an NNI model space
+        from searchkd.spaces import get_space
+        from searchkd.spaces.nni_space import split_teacher_spec
+
+        space_name, arch = split_teacher_spec(spec)
+        return TeacherSpec(space_name, get_space(space_name).validate(arch), spec)
     kind, sep, arch = spec.partition(":")
     if sep and kind in SPACES:
         from searchkd.spaces import get_space

@@ -32,3 +32,15 @@ def nb201_csv() -> Path:
 @pytest.fixture
 def cifar1k() -> Path:
     return shared_file("images/cifar10_test_1000.npz")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: on two cores shared with other jobs, small networks
+    run several times faster on one thread than on two."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -12,10 +12,11 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "searchkd.cli", *args], capture_output=True, text=True, timeout=300)
 
 
-def test_help_and_version_do_not_import_torch():
-    code = "import sys; from searchkd.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+def test_help_and_version_do_not_import_torch_or_nni():
+    code = ("import sys; from searchkd.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
+            "print('torch' in sys.modules, 'nni' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip().endswith("False")
+    assert out.stdout.strip().endswith("False False")
     v = run("--version")
     assert v.returncode == 0 and v.stdout.startswith("searchkd ")
 

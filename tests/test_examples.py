@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -24,3 +26,9 @@ def test_score_students(capsys):
 def test_search_nb201(tmp_path):
     res = _load("search_nb201").main(["--budget", "6", "--out", str(tmp_path / "ex"), "--batch-size", "8"])
     assert res.trials == 6 and (tmp_path / "ex" / "result.json").exists()
+
+
+def test_nni_space(tmp_path):
+    pytest.importorskip("nni.nas.nn.pytorch")
+    res = _load("nni_space").main(["--budget", "5", "--out", str(tmp_path / "nni"), "--batch-size", "8"])
+    assert res.trials == 5 and res.best.arch.startswith('{"depth":')

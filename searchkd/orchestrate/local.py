@@ -26,8 +26,10 @@ def _absolute_data(data: str) -> str:
 def eval_config(config: SearchConfig) -> Any:
     """The :class:`~searchkd.evaluate.EvalConfig` of a search config (paths made absolute)."""
     from searchkd.evaluate import EvalConfig
+    from searchkd.spaces.nni_space import absolute_spec
 
-    return EvalConfig(space=config.space, proxies=config.proxies, teacher=config.teacher,
+    space, teacher = (absolute_spec(s) if s and s.startswith("nni:") else s for s in (config.space, config.teacher))
+    return EvalConfig(space=space, proxies=config.proxies, teacher=teacher,
                       teacher_weights=None if config.teacher_weights is None else os.path.abspath(config.teacher_weights),
                       data=_absolute_data(config.data), batch_size=config.batch_size,
                       seed=config.seed if config.proxy_seed is None else config.proxy_seed, device=config.device)

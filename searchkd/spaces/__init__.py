@@ -9,7 +9,13 @@ __all__ = ["SearchSpace", "count_cost", "get_space"]
 
 
 def get_space(name: str) -> SearchSpace:
-    """The space registered as ``name`` (a fresh instance)."""
+    """The space registered as ``name`` (a fresh instance), or an NNI 3.0 model space named
+    ``nni:MODULE:ATTR`` (see :mod:`searchkd.spaces.nni_space`)."""
     from searchkd.registry import SPACES
+
+    if isinstance(name, str) and name.startswith("nni:"):
+        from searchkd.spaces.nni_space import NNISpace
+
+        return NNISpace.from_spec(name)
 
     return SPACES.get(name)()
