@@ -121,12 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ground-truth", default="../shared/data/nb201/nb201_cifar10.csv")
     ap.add_argument("--column", default="cifar10_test_acc")
     ap.add_argument("--strategies", default="evolution,random")
+    ap.add_argument("--only", default=None,
+                    help="run only these settings, ';'-separated (e.g. 'synflow;diswot,nwot,synflow'): to split a run "
+                         "over processes that share the cache")
+    ap.add_argument("--seed-list", default=None, help="these seeds (comma-separated) instead of range(--seeds)")
     ap.add_argument("--out", default=str(HERE / "out" / "search_quality.json"))
     ap.add_argument("--cache", default=str(HERE / "out" / "cache" / "scores.jsonl"))
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     proxies = [p for p in args.proxies.split(",") if p]
     settings = [[p] for p in proxies] + ([proxies] if args.combine and len(proxies) > 1 else [])
+    if args.only:
+        settings = [s.split(",") for s in args.only.split(";")]
+    seeds = [int(x) for x in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
     gt = read_ground_truth(args.ground_truth, args.column)
     runs_dir = Path(args.out).with_suffix("")
     results: dict[str, Any] = {}
@@ -135,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         proxy = ",".join(setting)
         for strategy in args.strategies.split(","):
             accs, archs = [], []
-            for seed in range(args.seeds):
+            for seed in seeds:
                 cfg = SearchConfig(space="nb201", proxy=proxy, strategy=strategy, budget=args.budget, seed=seed,
                                    teacher=args.teacher, data=args.data, device=args.device,
                                    proxy_seed=args.proxy_seed)
@@ -152,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results[f"{strategy}/{proxy}"] = {
                 "strategy": strategy, "proxy": proxy, "mean": statistics.fmean(accs),
                 "std": statistics.stdev(accs) if len(accs) > 1 else 0.0, "accs": accs, "best_archs": archs}
-    out = {"space": "nb201", "budget": args.budget, "seeds": args.seeds, "data": args.data,
+    out = {"space": "nb201", "budget": args.budget, "seeds": len(seeds), "data": args.data,
            "teacher": args.teacher, "proxy_seed": args.proxy_seed, "column": args.column,
            "oracle": max(gt.values()), "results": results, "cache": cache_stats,
            "seconds": time.perf_counter() - t0}
