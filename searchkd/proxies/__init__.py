@@ -15,6 +15,7 @@ from searchkd.proxies import (  # noqa: F401  (registration)
     snip,
     synflow,
     zen,
+    zico,
 )
 from searchkd.proxies.base import WORST, ProxySpec, Scorer, get_proxy, register_proxy
 
