@@ -34,12 +34,13 @@ DATA = ROOT.parent / "shared" / "data"
 
 #: our proxy → the published column of naslib_zc_cifar10.csv
 PUBLISHED = {"synflow": "synflow", "nwot": "nwot", "jacob_cov": "jacov", "snip": "snip", "grad_norm": "grad_norm",
-             "grasp": "grasp", "fisher": "fisher", "params": "params", "flops": "flops", "zen": None, "meco": None}
+             "grasp": "grasp", "fisher": "fisher", "params": "params", "flops": "flops", "zen": None, "meco": None,
+             "zico": None}
 #: Spearman ρ of the published columns vs val_accuracy on all 724 cells (shared/data/README.md)
 PUBLISHED_RHO_724 = {"synflow": .736, "nwot": .787, "jacob_cov": .766, "snip": .608, "grad_norm": .607,
                      "grasp": .538, "fisher": .509, "params": .738, "flops": .711}
 #: what the proxy's paper reports on NB201 CIFAR-10 (ρ vs test accuracy; NAS-Bench-Suite-Zero for zen)
-PAPER_RHO = {"meco": .89, "zen": .35}
+PAPER_RHO = {"meco": .89, "zen": .35, "zico": .80}
 TOLERANCE = 0.05
 
 
