@@ -56,7 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = {"strategy": args.strategy, "proxy": args.proxy, "budget": args.budget, "ask_size": loc.config["ask_size"],
            "num_cpus": args.num_cpus, "trials": loc.trials, "local_seconds": local_s, "ray_init_seconds": init_s,
            "ray_seconds": ray_s, "ratio_ray_over_local": ray_s / local_s,
-           "ratio_with_init": (ray_s + init_s) / local_s, "same_best": loc.best.arch == rr.best.arch,
+           "ratio_with_init": (ray_s + init_s) / local_s,
+           # Ray's scheduling cost per batch (one Tune round of chunk trials); with a cheap
+           # proxy such as params it is most of the difference
+           "batches": -(-loc.trials // loc.config["ask_size"]),
+           "overhead_per_batch_seconds": (ray_s - local_s) / -(-loc.trials // loc.config["ask_size"]),
+           "same_best": loc.best.arch == rr.best.arch,
            "best": loc.best.arch}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

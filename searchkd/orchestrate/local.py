@@ -26,7 +26,7 @@ def _absolute_data(data: str) -> str:
 def eval_config(config: SearchConfig) -> Any:
     """The :class:`~searchkd.evaluate.EvalConfig` of a search config (paths made absolute)."""
     from searchkd.evaluate import EvalConfig
-    from searchkd.spaces.nni_space import absolute_spec
+    from searchkd.spaces._nni_spec import absolute_spec
 
     space, teacher = (absolute_spec(s) if s and s.startswith("nni:") else s for s in (config.space, config.teacher))
     return EvalConfig(space=space, proxies=config.proxies, teacher=teacher,

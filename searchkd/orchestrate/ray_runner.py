@@ -43,7 +43,7 @@ def _quiet_env() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Tune's per-trial CSV/JSON/TensorBoard loggers: the records go to trials.jsonl, and the
-    # loggers' file writes cost ≈ 0.2 s per batch on 2 cores (benchmarks/ray_overhead.py)
+    # loggers' file writes are part of the per-batch cost (benchmarks/ray_overhead.py --proxy params)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     import logging
 

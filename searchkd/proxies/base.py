@@ -167,7 +167,7 @@ class Scorer:
         """Build ``arch`` of ``space`` with the seeded default init and score it.
 
         Each proxy gets its own build under the same seed (bitwise the same weights as a
-        copy, and ~4x cheaper than ``deepcopy`` of an NB201 net); the last takes the first.
+        copy, and cheaper to make than a ``deepcopy``); the last takes the first.
         """
         import torch
 

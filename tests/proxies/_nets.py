@@ -20,12 +20,16 @@ class Linear(ClassifierNet):
 
 
 class Small(ClassifierNet):
-    def __init__(self):
+    """conv–BN–act–conv–act, then a linear head; ``act=torch.tanh`` makes it smooth (for
+    finite differences of the gradient)."""
+
+    def __init__(self, c2=6, act=F.relu):
         super().__init__()
+        self.act = act
         self.conv1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(4)
-        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
-        self.classifier = nn.Linear(6, 3)
+        self.conv2 = nn.Conv2d(4, c2, 3, padding=1)
+        self.classifier = nn.Linear(c2, 3)
 
     def forward_features(self, x):
-        return F.relu(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return self.act(self.conv2(self.act(self.bn1(self.conv1(x)))))

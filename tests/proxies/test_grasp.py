@@ -10,20 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _nets import Linear, Small
+
 from searchkd.proxies import get_proxy
-from searchkd.spaces._net import ClassifierNet
-
-
-class Small(ClassifierNet):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(4)
-        self.conv2 = nn.Conv2d(4, 5, 3, padding=1)
-        self.classifier = nn.Linear(5, 3)
-
-    def forward_features(self, x):
-        return torch.tanh(self.conv2(torch.tanh(self.bn1(self.conv1(x)))))
 
 
 def weights(net):
@@ -54,7 +43,7 @@ def finite_difference_grasp(net, x, y, h=1e-5):
 
 def test_grasp_matches_finite_difference_hessian_product():
     torch.manual_seed(0)
-    net = Small().double()
+    net = Small(c2=5, act=torch.tanh).double()
     x, y = torch.randn(6, 3, 5, 5, dtype=torch.float64), torch.randint(0, 3, (6,))
     expected = finite_difference_grasp(net, x, y)
     value = get_proxy("grasp").fn(copy.deepcopy(net), (x, y), None)
@@ -65,16 +54,8 @@ def test_grasp_matches_finite_difference_hessian_product():
 def test_grasp_linear_model():
     """Softmax regression (the Hessian in closed form is not needed: finite differences)."""
 
-    class Lin(ClassifierNet):
-        def __init__(self):
-            super().__init__()
-            self.classifier = nn.Linear(4, 3, bias=False)
-
-        def forward_features(self, x):
-            return x
-
     torch.manual_seed(1)
-    net = Lin().double()
+    net = Linear(c=4, k=3).double()
     x, y = torch.randn(10, 4, 1, 1, dtype=torch.float64), torch.randint(0, 3, (10,))
     expected = finite_difference_grasp(net, x, y)
     value = get_proxy("grasp").fn(copy.deepcopy(net), (x, y), None)
