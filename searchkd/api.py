@@ -86,6 +86,7 @@ def score(student: Any, teacher: Any = None, batch: Any = None, proxy: str = "di
     from searchkd.data import load_images
     from searchkd.evaluate import resolve_device
     from searchkd.proxies import Scorer, get_proxy
+    from searchkd.seeds import teacher_seed
     from searchkd.teachers import build_teacher
 
     spec = get_proxy(proxy)
@@ -105,7 +106,7 @@ def score(student: Any, teacher: Any = None, batch: Any = None, proxy: str = "di
             t = teacher
         else:
             with torch.random.fork_rng():
-                torch.manual_seed(seed)
+                torch.manual_seed(teacher_seed(seed))
                 t = build_teacher(teacher, space=space, num_classes=num_classes or 10, weights=teacher_weights)
     scorer = Scorer([proxy], batch, teacher=t, num_classes=num_classes, seed=seed, device=resolve_device(device))
     if isinstance(student, str):

@@ -76,6 +76,7 @@ class Evaluator:
 
         from searchkd.data import load_images
         from searchkd.proxies import Scorer
+        from searchkd.seeds import teacher_seed
         from searchkd.teachers import build_teacher
 
         c = self.config
@@ -85,7 +86,7 @@ class Evaluator:
         teacher = None
         if any(s.needs_teacher for s in self.specs):
             with torch.random.fork_rng():
-                torch.manual_seed(c.seed)
+                torch.manual_seed(teacher_seed(c.seed))  # never the students' stream: see searchkd.seeds
                 teacher = build_teacher(c.teacher, space=c.space, num_classes=ds.num_classes, weights=c.teacher_weights)
         return Scorer(list(c.proxies), batch, teacher=teacher, num_classes=ds.num_classes, seed=c.seed, device=device)
 

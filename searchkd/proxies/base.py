@@ -79,7 +79,9 @@ class Scorer:
         teacher: the teacher network (needed when any proxy needs one); never modified.
         num_classes: the label count students are built with (default: the teacher's
             classifier outputs, else ``max(label) + 1``).
-        seed: the seed of every random initialisation and of the proxies' own randomness.
+        seed: the students' initialisation and the proxies' own randomness; a ``prepare``
+            that re-initialises the teacher draws from the independent teacher stream
+            (:func:`searchkd.seeds.teacher_seed`), never from ``seed`` itself.
         device: a torch device or name.
     """
 
@@ -123,9 +125,11 @@ class Scorer:
     def _prepare(self, spec: ProxySpec) -> Any:
         import torch
 
+        from searchkd.seeds import teacher_seed
+
         teacher = copy.deepcopy(self.teacher).to(self.device)  # the caller's teacher stays untouched
         with torch.random.fork_rng(devices=_rng_devices(self.device)):
-            torch.manual_seed(self.seed)
+            torch.manual_seed(teacher_seed(self.seed))  # a re-initialising prepare never repeats a student's draw
             return spec.prepare(teacher, self.batch) if spec.prepare else None
 
     def check_student(self, net: Any) -> None:
