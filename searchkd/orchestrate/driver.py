@@ -255,7 +255,7 @@ def _steps(plan: Plan, log: Path, prior: list[Trial], bar: Progress, max_stale: 
         if todo and len(replay) > sum(a in replay for a in new):
             raise SearchKDError(f"{log} does not match a replay of this config (arch {todo[0]!r} was never logged "
                                 "before later records); the log was written by another version; use another --out")
-        fresh = dict(zip(todo, (yield todo))) if todo else {}
+        fresh = _by_arch(todo, (yield todo)) if todo else {}
         step: list[Trial] = []
         for a in new:
             i = len(records) + len(step)
@@ -284,6 +284,23 @@ def _steps(plan: Plan, log: Path, prior: list[Trial], bar: Progress, max_stale: 
         warnings.warn(f"{len(replay)} logged trials of {log} were not reached by the replay and are ignored",
                       RuntimeWarning, stacklevel=3)
     return list(records.values())
+
+
+def _by_arch(asked: list[str], recs: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The evaluated records keyed by their own ``arch``, in whatever order they came; a
+    missing, extra or repeated record is an evaluator error, never a silent mismatch."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for r in recs:
+        a = r.get("arch") if isinstance(r, Mapping) else None
+        if a in out:
+            raise SearchKDError(f"the evaluator returned two records for arch {a!r}")
+        out[a] = r
+    if set(out) != set(asked):
+        missing, extra = [a for a in asked if a not in out], [a for a in out if a not in set(asked)]
+        raise SearchKDError(f"the evaluator's records do not match the archs asked "
+                            f"(missing {missing[:2]}{'…' if len(missing) > 2 else ''}, extra {extra[:2]}"
+                            f"{'…' if len(extra) > 2 else ''})")
+    return out
 
 
 def _best(records: list[Trial], obj: Objectives) -> Trial | None:

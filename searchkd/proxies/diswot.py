@@ -9,9 +9,11 @@ see one real labelled batch. Two similarities, each the negative of a distance:
   weight, G (K classes × C channels), is read as K samples of C channels with 1×1 spatial
   size; per class the C×C outer product g_k g_kᵀ, rows L2-normalised; the score is
   −Σ (M_t − M_s)² / (K·C) (the reference's ICKD normalisation).
-  Where the widths differ (C_t ≠ C_s), the C×C matrices cannot be compared; the
-  width-independent form is the K×K class-similarity Gram G Gᵀ, rows L2-normalised,
-  −Σ (·)² / K² (``semantic_form="class"``; ``"auto"`` picks it only when widths differ).
+  Where the widths differ (C_t ≠ C_s), the C×C matrices cannot be compared. The default
+  (``semantic_form="auto"``) then drops the semantic term, with a warning, and DisWOT is
+  the relation term alone; the width-independent K×K class-similarity Gram G Gᵀ (rows
+  L2-normalised, −Σ (·)² / K²) is offered as ``semantic_form="class"`` but never chosen
+  automatically: on 120 NB201 cells it correlated *negatively* with accuracy (ρ −.41 / −.04).
 * **relation** (SP form, Tung & Mori 2019): the pre-pooling feature map flattened to B×D,
   the B×B Gram, rows L2-normalised; the score is −‖G_t − G_s‖²_F / B².
 
@@ -36,6 +38,7 @@ for why it departs and ``benchmarks/diswot_nb201.py`` for the measurements.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -60,7 +63,8 @@ class DisWOTConfig:
             network's own initialisation (PyTorch's defaults / the space's).
         semantic_weight, relation_weight: the weights of the two terms in the sum.
         semantic_form: ``"channel"`` (C×C per class, the reference), ``"class"`` (K×K,
-            width-independent) or ``"auto"`` (channel when widths match, else class).
+            width-independent) or ``"auto"`` (channel when widths match, else no semantic
+            term, with a warning).
         semantic_norm: ``"mean"`` divides the channel form's squared differences by
             K·C² (a mean over matrix elements, like the relation term's 1/B²);
             ``"reference"`` divides by K·C as the reference's ICKD loss does.
@@ -151,8 +155,12 @@ def score(student: nn.Module, batch: tuple, state: TeacherState) -> dict[str, fl
     s = _state(student, batch, state.config)
     form = state.config.semantic_form
     if form == "auto":
-        form = "channel" if s.channels == state.channels else "class"
-    if form == "channel":
+        form = "channel" if s.channels == state.channels else "none"
+    if form == "none":
+        warnings.warn(f"DisWOT: student width {s.channels} ≠ teacher width {state.channels}: the semantic term "
+                      "is dropped and the score is the relation term alone", RuntimeWarning, stacklevel=2)
+        semantic = 0.0
+    elif form == "channel":
         if s.channels != state.channels:
             raise ValueError("semantic_form='channel' needs equal teacher and student widths")
         k, c = s.semantic_channel.shape[:2]
@@ -160,9 +168,11 @@ def score(student: nn.Module, batch: tuple, state: TeacherState) -> dict[str, fl
         if norm is None:
             raise ValueError(f"unknown semantic_norm {state.config.semantic_norm!r} (mean, reference)")
         semantic = -float(((state.semantic_channel - s.semantic_channel) ** 2).sum()) / norm
-    else:
+    elif form == "class":
         k = s.semantic_class.shape[0]
         semantic = -float(((state.semantic_class - s.semantic_class) ** 2).sum()) / (k * k)
+    else:
+        raise ValueError(f"unknown semantic_form {state.config.semantic_form!r} (auto, channel, class)")
     b = s.relation.shape[0]
     relation = -float(((state.relation - s.relation) ** 2).sum()) / (b * b)
     return {"semantic": semantic, "relation": relation}

@@ -89,6 +89,22 @@ class Strategy(ABC):
     def best(self) -> str | None:
         """The best architecture told so far (feasible first), None before any tell."""
 
+    def draw_unseen(self, seen: set[str] | frozenset[str], retries: int = 100) -> str | None:
+        """A uniform sample of the space not in ``seen``: up to ``retries`` draws, then a draw
+        from the archs left when the space is small enough to list (None when none is left;
+        where it is too large to list, a repeat, which the driver answers from its cache)."""
+        for _ in range(retries):
+            arch = self.space.sample(self.rng)
+            if arch not in seen:
+                return arch
+        size = self.space.size()
+        if size is None or size > 2_000_000:
+            return self.space.sample(self.rng)
+        left = [v for v in np.ndindex(*self.space.bounds()) if self.space.decode(list(v)) not in seen]
+        if not left:
+            return None
+        return self.space.decode(list(left[int(self.rng.integers(len(left)))]))
+
     def rescore(self, score_of: Callable[[str], Score]) -> None:
         """Replace the scores held for told archs (used when the objective is a rank that
         moves as more archs are evaluated). The default keeps the told scores."""

@@ -8,8 +8,10 @@ so the maximised objectives are told negated; the constraint (``max_params``) is
 inequality ``G = violation ≤ 0``. pymoo is imported here and nowhere else.
 
 Departures: the encodings of NB-201 and similar spaces are categorical, and SBX/PM treat
-them as ordinal (pymoo's documented integer recipe); offspring may repeat an architecture
-evaluated in an earlier generation, which the driver answers from its cache for free.
+them as ordinal (pymoo's documented integer recipe). pymoo removes duplicates within a
+generation only; an offspring that repeats an architecture told in an earlier generation is
+replaced (in pymoo's population too) by a uniform sample not seen before, a random
+immigrant, so a budget counts distinct architectures until the space is exhausted.
 """
 
 from __future__ import annotations
@@ -86,7 +88,19 @@ class NSGA2Search(Strategy):
     def ask(self, n: int) -> list[str]:
         if self._pending is None:
             self._pending = self.algorithm.ask()
-            self._pending_archs = [self._decode(x) for x in self._pending.get("X")]
+            X = np.array(self._pending.get("X"))
+            seen = set(self._told)
+            self._pending_archs = []
+            for row, x in enumerate(X):
+                arch = self._decode(x)
+                if arch in seen:
+                    fresh = self.draw_unseen(seen)
+                    if fresh is not None:
+                        arch = fresh
+                        X[row] = self.space.encode(fresh)
+                seen.add(arch)
+                self._pending_archs.append(arch)
+            self._pending.set("X", X)
             self._queue = list(self._pending_archs)
         out, self._queue = self._queue[:n], self._queue[n:]
         return out

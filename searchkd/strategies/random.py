@@ -35,26 +35,12 @@ class RandomSearch(Strategy):
     def ask(self, n: int) -> list[str]:
         out: list[str] = []
         for _ in range(n):
-            for _ in range(self.retries):
-                arch = self.space.sample(self.rng)
-                if arch not in self._asked:
-                    break
-            else:  # nearly exhausted: draw from what is left, if the space is small enough to list
-                arch = self._draw_unasked()
-                if arch is None:
-                    break
+            arch = self.draw_unseen(self._asked, self.retries)
+            if arch is None:
+                break
             self._asked.add(arch)
             out.append(arch)
         return out
-
-    def _draw_unasked(self) -> str | None:
-        size = self.space.size()
-        if size is None or size > 2_000_000:
-            return self.space.sample(self.rng)  # a repeat; the driver answers it from its cache
-        left = [v for v in np.ndindex(*self.space.bounds()) if self.space.decode(list(v)) not in self._asked]
-        if not left:
-            return None
-        return self.space.decode(list(left[int(self.rng.integers(len(left)))]))
 
     def tell(self, archs: Sequence[str], scores: Sequence[Score], violations: Sequence[float] | None = None) -> None:
         violations = violations if violations is not None else [0.0] * len(archs)

@@ -149,3 +149,38 @@ def test_local_runner_does_not_import_ray(tmp_path):
             " evaluator=toy_factory, space=ToySpace(), plots=False)\nprint('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "random", "nsga2"])
+def test_budget_is_honoured_after_the_search_converges(tmp_path, strategy):
+    # 1,000 of the 1,296 toy archs: evolution converges long before, and must keep going
+    r, ev = search(tmp_path, strategy=strategy, budget=1000)
+    assert r.trials == len(set(ev.calls)) == 1000
+
+
+class ShuffledEvaluator(CountingEvaluator):
+    def __init__(self, drop: bool = False, extra: bool = False) -> None:
+        super().__init__()
+        self.drop, self.extra = drop, extra
+
+    def __call__(self, archs):
+        recs = super().__call__(archs)[::-1]
+        if self.drop:
+            recs = recs[1:]
+        if self.extra:
+            recs.append(toy_record("0-0-0-0" if archs[0] != "0-0-0-0" else "5-5-5-5"))
+        return recs
+
+
+def test_records_are_paired_with_archs_by_arch_not_position(tmp_path):
+    r1, _ = search(tmp_path, name="plain", strategy="evolution", budget=60)
+    r2, _ = search(tmp_path, name="shuffled", ev=ShuffledEvaluator(), strategy="evolution", budget=60)
+    lines = [(tmp_path / n / "trials.jsonl").read_text().splitlines() for n in ("plain", "shuffled")]
+    strip = [[{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in ls] for ls in lines]
+    assert strip[0] == strip[1] and all(t["scores"]["toy"] == toy_record(t["arch"])["scores"]["toy"] for t in strip[1])
+
+
+@pytest.mark.parametrize("kw", [{"drop": True}, {"extra": True}])
+def test_a_missing_or_extra_record_is_an_error(tmp_path, kw):
+    with pytest.raises(SearchKDError, match="do not match the archs asked"):
+        search(tmp_path, ev=ShuffledEvaluator(**kw), strategy="random", budget=20)

@@ -86,17 +86,20 @@ def test_score_by_hand_on_a_tiny_pair():
     assert got["relation"] == pytest.approx(-((gt - gs) ** 2).sum() / 64, rel=1e-4)
 
 
-def test_width_independent_semantic_form_when_widths_differ():
+def test_widths_differ_auto_drops_the_semantic_term_class_form_on_request():
     torch.manual_seed(2)
     batch = _batch()
-    state = diswot.prepare(Tiny(width=6), batch, diswot.with_config(init="default"))
-    parts = diswot.score(Tiny(width=4), batch, state)
-    assert np.isfinite(parts["semantic"]) and parts["semantic"] <= 0
+    t, st = Tiny(width=6), Tiny(width=4)
+    with pytest.warns(RuntimeWarning, match="semantic term is dropped"):
+        parts = diswot.score(st, batch, diswot.prepare(t, batch, diswot.with_config(init="default")))
+    assert parts["semantic"] == 0.0 and parts["relation"] < 0
+    cls = diswot.score(st, batch, diswot.prepare(t, batch, diswot.with_config(init="default", semantic_form="class")))
+    assert cls["relation"] == parts["relation"] and cls["semantic"] < 0
     with pytest.raises(ValueError, match="equal teacher and student widths"):
-        diswot.score(Tiny(width=4), batch, diswot.prepare(Tiny(width=6), batch, diswot.with_config(semantic_form="channel")))
+        diswot.score(st, batch, diswot.prepare(t, batch, diswot.with_config(semantic_form="channel")))
 
 
-@pytest.mark.parametrize("proxy", ["diswot", "diswot_reference", "diswot_semantic", "diswot_relation"])
+@pytest.mark.parametrize("proxy", ["diswot", "diswot_semantic", "diswot_relation"])
 def test_teacher_against_itself_is_the_maximum(proxy):
     space = get_space("resnet_cifar")
     torch.manual_seed(0)
@@ -156,3 +159,30 @@ def test_public_score_api():
     torch.manual_seed(0)
     t = get_space("resnet_cifar").build("1-1-1")
     assert searchkd.score(t, teacher=t, proxy="diswot") == pytest.approx(0.0, abs=1e-7)
+
+
+def test_reference_reinit_draws_teacher_and_student_from_independent_streams():
+    # the N(0,1) re-initialisation must not give the teacher's own arch the teacher's weights
+    space = get_space("resnet_cifar")
+    teacher = space.build("1-1-1")
+    scorer = Scorer(["diswot_reference"], _batch(16, 10), teacher=teacher, num_classes=10)
+    assert scorer.score_net(teacher)["diswot_reference"] < -1e-4
+
+
+def test_students_share_no_weights_with_the_teacher():
+    """A cell that differs from the teacher only in a parameter-free op has the same parameter
+    shapes in the same order: with a shared seed every tensor would be equal."""
+    from searchkd.evaluate import EvalConfig, Evaluator
+    from searchkd.teachers import TEACHERS
+
+    t_arch = TEACHERS.get("nb201-best").arch
+    s_arch = t_arch.replace("skip_connect~0", "none~0")
+    ev = Evaluator(EvalConfig("nb201", ("diswot",), teacher="nb201-best", batch_size=8, seed=3))
+    scorer = ev.scorer
+    with torch.random.fork_rng():
+        torch.manual_seed(scorer.seed)  # how the engine builds every student
+        student = ev.space.build(s_arch, num_classes=10)
+    t_params, s_params = dict(scorer.teacher.named_parameters()), dict(student.named_parameters())
+    assert t_params.keys() == s_params.keys()
+    weights = [k for k in t_params if t_params[k].dim() >= 2]  # conv and linear: the randomly drawn ones
+    assert len(weights) > 10 and not any(torch.equal(t_params[k], s_params[k]) for k in weights)

@@ -77,3 +77,49 @@ def test_rescore_replaces_held_scores():
 def test_two_objectives_are_refused():
     with pytest.raises(SearchKDError, match="nsga2"):
         RegularizedEvolution(ToySpace(), rng(), n_objectives=2)
+
+
+def test_tournament_parent_is_the_best_of_its_draws_with_replacement():
+    import copy
+
+    s = RegularizedEvolution(ToySpace(), rng(7), population=12, sample_size=5)
+    init = s.ask(12)
+    scores = [float(i * 7 % 12) for i in range(12)]  # distinct, not in ask order
+    s.tell(init, scores)
+    members = [a for a, _, _ in s.population]
+    score_of = dict(zip(init, scores))
+    repeats = 0
+    for _ in range(200):
+        mirror = copy.deepcopy(s.rng)
+        idx = mirror.integers(len(members), size=5)  # the draws the tournament will make
+        repeats += len(set(idx.tolist())) < 5
+        expected = max((members[i] for i in idx), key=score_of.__getitem__)
+        assert s._tournament() == expected
+    assert repeats > 0  # with replacement, as in Real et al.'s Algorithm 1
+
+
+def test_a_converged_population_keeps_proposing_unseen_archs():
+    space = ToySpace(n=2, k=4)  # 16 archs: the population converges at once
+    s = RegularizedEvolution(space, rng(), population=4, sample_size=4)
+    seen: list[str] = []
+    while True:
+        a = s.ask(3)
+        if not a:
+            break
+        assert not set(a) & set(seen) and len(set(a)) == len(a)
+        seen += a
+        s.tell(a, [toy_score(x) for x in a])
+    assert sorted(seen) == sorted(space.decode([i, j]) for i in range(4) for j in range(4))
+
+
+def test_redraws_zero_is_the_papers_algorithm_and_repeats():
+    space = ToySpace(n=2, k=3)
+    s = RegularizedEvolution(space, rng(), population=3, sample_size=3, redraws=0)
+    a = s.ask(3)
+    s.tell(a, [toy_score(x) for x in a])
+    children = []
+    for _ in range(20):
+        c = s.ask(1)
+        s.tell(c, [toy_score(x) for x in c])
+        children += c
+    assert len(set(children)) < len(children)  # repeats are proposed (the driver answers them from its cache)
