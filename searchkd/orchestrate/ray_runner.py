@@ -130,7 +130,15 @@ class RayRunner:
         if cpus_per_trial <= 0 or gpus_per_trial < 0:
             raise SearchKDError(f"cpus_per_trial must be > 0 and gpus_per_trial ≥ 0 (got {cpus_per_trial}, {gpus_per_trial})")
         self.factory = factory
+        self._storage = ""
         self._started = connect(address)
+        try:  # a failed setup shuts down the Ray this runner started (a caller's Ray stays up)
+            self._setup(cpus_per_trial, gpus_per_trial, max_failures, parallel)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, cpus_per_trial: float, gpus_per_trial: float, max_failures: int, parallel: int | None) -> None:
         import ray
 
         res = ray.cluster_resources()
@@ -138,7 +146,6 @@ class RayRunner:
         if gpus_per_trial > 0:
             fits = min(fits, int(res.get("GPU", 0) // gpus_per_trial))
             if fits < 1:
-                self.close()
                 raise SearchKDError(f"gpus_per_trial={gpus_per_trial} but the Ray cluster has {res.get('GPU', 0)} GPUs")
         self.parallel = max(1, parallel or fits)
         self.resources = {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
@@ -177,7 +184,9 @@ class RayRunner:
 
             ray.shutdown()
             self._started = False
-        shutil.rmtree(getattr(self, "_storage", ""), ignore_errors=True)
+        if self._storage:
+            shutil.rmtree(self._storage, ignore_errors=True)
+            self._storage = ""
 
 
 def _trial_dirname(trial: Any) -> str:

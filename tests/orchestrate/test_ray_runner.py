@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("ray")
@@ -14,7 +17,7 @@ from _toy_search import ToySpace, toy_factory  # noqa: E402
 
 from searchkd.errors import SearchKDError  # noqa: E402
 from searchkd.orchestrate import run_search, run_sweep  # noqa: E402
-from searchkd.orchestrate.ray_runner import connect, split_chunks  # noqa: E402
+from searchkd.orchestrate.ray_runner import RayRunner, connect, split_chunks  # noqa: E402
 from searchkd.types import SearchConfig  # noqa: E402
 
 
@@ -27,6 +30,17 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def ray_down():
+    """No Ray running during the test; the module's Ray is back after it."""
+    import ray
+
+    ray.shutdown()
+    yield
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 
 
 @pytest.mark.parametrize("strategy, proxy, objectives", [("evolution", "toy,neg", "proxy"), ("nsga2", "toy", "proxy,params")])
@@ -97,13 +111,51 @@ def test_split_chunks_keeps_order():
     assert split_chunks(list("ab"), 5) == [["a"], ["b"]]
 
 
-def test_unreachable_address_is_a_one_line_error():
+def test_unreachable_address_is_a_one_line_error(ray_down):
+    with pytest.raises(SearchKDError, match="cannot reach the Ray cluster") as e:
+        connect("127.0.0.1:1")
+    assert "\n" not in str(e.value)
+
+
+def test_a_setup_failure_shuts_down_the_ray_the_runner_started(ray_down, monkeypatch):
     import ray
 
-    ray.shutdown()
-    try:
-        with pytest.raises(SearchKDError, match="cannot reach the Ray cluster") as e:
-            connect("127.0.0.1:1")
-        assert "\n" not in str(e.value)
-    finally:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    def broken():
+        raise RuntimeError("no resources today")
+
+    monkeypatch.setattr(ray, "cluster_resources", broken)  # fails after ray.init
+    with pytest.raises(RuntimeError, match="no resources today"):
+        RayRunner(toy_factory)
+    assert not ray.is_initialized()
+
+
+def test_a_setup_failure_leaves_the_callers_ray_running():
+    import ray
+
+    with pytest.raises(SearchKDError, match="GPUs"):
+        RayRunner(toy_factory, gpus_per_trial=1000)
+    assert ray.is_initialized()
+
+
+def _trials_without_times(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_the_real_evaluator_on_ray_workers_matches_a_local_run(tmp_path, monkeypatch, one_thread):
+    # the workers get the EvaluatorFactory: they must find the data the driver named by a
+    # path relative to its cwd, and rebuild the same teacher from its seed (one torch thread
+    # here, as on a one-CPU trial, so that the sums run in the same order: bitwise equal)
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    Path("data").mkdir()
+    np.savez("data/tiny.npz", x=rng.integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8), y=np.arange(16) % 10)
+    # a tiny evolution, so the later asks depend on the scores the workers send back
+    cfg = SearchConfig(space="resnet_cifar", proxy="diswot", strategy="evolution", budget=8, seed=1,
+                       data="npz:data/tiny.npz", batch_size=8, device="cpu", ask_size=4,
+                       options={"population": 4, "sample_size": 2})
+    run_search(cfg, "local", plots=False, progress=False)
+    run_search(cfg, "ray", runner="ray", plots=False, progress=False)
+    loc, ray_ = (_trials_without_times(Path(d) / "trials.jsonl") for d in ("local", "ray"))
+    assert len(loc) == 8 and len({r["arch"] for r in loc}) == 8
+    assert ray_ == loc
