@@ -22,13 +22,18 @@ OBJECTIVES_COST = ("params", "flops")
 
 
 def _num(x: Any) -> Any:
-    """JSON has no infinities: -inf (a failed proxy) is written as the string "-inf"."""
+    """Strict JSON has no NaN or infinities: a non-finite score (a failed proxy, ranked worst)
+    is written as null (the CONTRACT)."""
     if isinstance(x, float) and not math.isfinite(x):
-        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+        return None
     return x
 
 
 def _unnum(x: Any) -> Any:
+    """A score as read back: null is the worst score, -inf (logs of older versions wrote
+    the strings "-inf"/"nan"/"inf")."""
+    if x is None:
+        return -math.inf
     return float(x) if isinstance(x, str) and x in ("nan", "inf", "-inf") else x
 
 

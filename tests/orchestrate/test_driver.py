@@ -129,6 +129,9 @@ def test_failed_proxy_scores_survive_json(tmp_path):
     cfg = SearchConfig(space="toy", proxy="toy", strategy="random", budget=60)
     r = run_search(cfg, tmp_path / "run", evaluator=ev, space=ToySpace(), plots=False)
     assert not r.best.arch.startswith("0")
+    text = (tmp_path / "run" / "trials.jsonl").read_text()
+    assert "inf" not in text and "NaN" not in text  # strict JSON: null, ranked worst on reading
+    assert any(json.loads(x)["scores"]["toy"] is None for x in text.splitlines())
     again = run_search(cfg, tmp_path / "run", evaluator=ev, space=ToySpace(), plots=False, resume=True)
     assert again.best.arch == r.best.arch
 
