@@ -40,6 +40,7 @@ QKV_LAYOUTS: tuple[tuple[str, str, str, str], ...] = (
     ("transformer.layer", "attention.q_lin", "attention.k_lin", "attention.v_lin"),
 )
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
 # config.json keys that do not change the function the model computes
 _CONFIG_NOISE = {"_name_or_path", "transformers_version", "architectures", "torch_dtype", "dtype",
                  "gradient_checkpointing", "use_cache"}
@@ -240,7 +241,7 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0][:160]}" if lines else type(e).__name__
 
 
-def _load(d: Path) -> tuple[Any, Any]:
+def _load_model(d: Path) -> Any:
     try:
         import transformers
         from transformers.utils import logging as hf_logging
@@ -255,11 +256,23 @@ def _load(d: Path) -> tuple[Any, Any]:
     finally:
         if bar:
             hf_logging.enable_progress_bar()
+    return model.eval()
+
+
+def _load_tokenizer(d: Path, vocab_size: int) -> Any:
+    import transformers
+
+    # transformers 5 builds an empty WordPiece tokenizer when vocab.txt is missing: look first
+    if not any((d / f).is_file() for f in _TOKENIZER_FILES) and not any(d.glob("*.model")):
+        raise SearchKDError(f"hf:{d}: no tokenizer files ({', '.join(_TOKENIZER_FILES)} or a sentencepiece .model)")
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(d), local_files_only=True)
     except Exception as e:
-        raise SearchKDError(f"hf:{d}: no usable tokenizer (vocab.txt or tokenizer.json; {_first_line(e)})") from None
-    return model.eval(), tokenizer
+        raise SearchKDError(f"hf:{d}: no usable tokenizer ({_first_line(e)})") from None
+    top = max(tokenizer.get_vocab().values(), default=-1)
+    if top >= vocab_size:
+        raise SearchKDError(f"hf:{d}: the tokenizer has token id {top} but the model only {vocab_size} embeddings")
+    return tokenizer
 
 
 def load_text_teacher(spec: str | HFTeacherSpec, weights: str | Path | None = None,
@@ -275,8 +288,9 @@ def load_text_teacher(spec: str | HFTeacherSpec, weights: str | Path | None = No
     if not isinstance(ts, HFTeacherSpec):
         raise SearchKDError(f"teacher {spec!r} is not a BERT-family text teacher (use minilm-l6 or hf:DIR)")
     d = teacher_dir(ts)
-    model, tokenizer = _load(d)
+    model = _load_model(d)
     find_qkv(model)  # refuse a model without Q/K/V to hook now, not at the first batch
+    tokenizer = _load_tokenizer(d, int(model.config.vocab_size))
     files = _weight_files(d)
     if weights is not None:
         from searchkd.teachers import load_weights
