@@ -3,7 +3,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= ray,nb201,nni,dev
+EXTRAS ?= ray,nb201,nni,nlp,dev
 # CPU torch pinned on machines without CUDA; with CUDA the range in pyproject.toml applies.
 CONSTRAINTS := $(shell command -v nvidia-smi >/dev/null 2>&1 || echo "-c constraints-cpu.txt")
 DEMO_OUT ?= runs/demo
