@@ -44,8 +44,10 @@ def register(sub: Any, common: Any) -> None:
     d.add_argument("--epochs", type=int, default=30)
     d.add_argument("--data", help="default: the search's data")
     d.add_argument("--teacher", help="default: the search's teacher")
-    d.add_argument("--teacher-weights", help="a trained teacher's state dict (weights_only)")
-    d.add_argument("--train-teacher", type=int, metavar="EPOCHS", help="train the teacher first (saved as DIR/teacher.pt)")
+    d.add_argument("--teacher-weights", help="a trained teacher's state dict (weights_only); whether it was trained "
+                   "on the held-out images cannot be checked")
+    d.add_argument("--train-teacher", type=int, metavar="EPOCHS",
+                   help="train the teacher first (saved as DIR/teacher.pt, reused only on the same train/held-out split)")
     d.add_argument("--no-baseline", dest="baseline", action="store_false",
                    help="skip training each student without the teacher (the KD gain is then not reported)")
     d.add_argument("--kd-weight", type=float, default=0.9)

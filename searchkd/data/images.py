@@ -36,19 +36,32 @@ class ImageSet:
     def subset(self, idx: np.ndarray, name: str | None = None) -> "ImageSet":
         return ImageSet(self.x[idx], self.y[idx], self.num_classes, name or self.name)
 
-    def split(self, held_out: float, seed: int = 0) -> tuple["ImageSet", "ImageSet"]:
-        """A seeded, stratified (train, held-out) split."""
+    def split(self, held_out: float, seed: int = 0, keep_in_train: Any = None) -> tuple["ImageSet", "ImageSet"]:
+        """A seeded, stratified (train, held-out) split; see :meth:`split_indices`."""
+        train, test = self.split_indices(held_out, seed, keep_in_train)
+        return self.subset(train, self.name + "[train]"), self.subset(test, self.name + "[held-out]")
+
+    def split_indices(self, held_out: float, seed: int = 0, keep_in_train: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted (train, held-out) indices of a seeded, stratified split.
+
+        Each class holds out ``round(n_c * held_out)`` of its images: the first of a seeded
+        shuffle of the class that are not in ``keep_in_train``. So images that must stay out
+        of the held-out part (the batch a proxy scored on) are swapped for the class's next
+        ones: the held-out size and class balance stay the same, and without
+        ``keep_in_train`` the split is the plain one.
+        """
         if not 0.0 < held_out < 1.0:
             raise SearchKDError(f"held-out fraction must be in (0, 1), got {held_out}")
+        keep = np.asarray([] if keep_in_train is None else keep_in_train, dtype=np.int64)
         rng = np.random.default_rng(seed)
         test_parts = []
         for c in range(self.num_classes):
             idx = np.flatnonzero(self.y == c)
             rng.shuffle(idx)
-            test_parts.append(idx[: int(round(len(idx) * held_out))])
+            n_held = int(round(len(idx) * held_out))
+            test_parts.append(idx[~np.isin(idx, keep)][:n_held])
         test = np.sort(np.concatenate(test_parts))
-        train = np.setdiff1d(np.arange(len(self)), test)
-        return self.subset(train, self.name + "[train]"), self.subset(test, self.name + "[held-out]")
+        return np.setdiff1d(np.arange(len(self)), test), test
 
     def indices(self, batch_size: int, seed: int = 0) -> np.ndarray:
         """``batch_size`` distinct indices, seeded, classes interleaved so small batches see

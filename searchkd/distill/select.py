@@ -13,7 +13,7 @@ import numpy as np
 
 from searchkd.errors import SearchKDError
 
-__all__ = ["Student", "read_result", "proxy_name", "pick_students", "fill_scores"]
+__all__ = ["Student", "read_result", "proxy_name", "pick_students", "fill_scores", "search_eval_config"]
 
 #: spaces whose networks are image classifiers this trainer can distil
 IMAGE_SPACES = ("nb201", "resnet_cifar")
@@ -161,14 +161,28 @@ def pick_students(result: dict[str, Any], trials: Sequence[dict[str, Any]], spac
     return students, how
 
 
+def search_eval_config(config: dict[str, Any], **changes: Any) -> Any:
+    """The :class:`~searchkd.evaluate.EvalConfig` the search scored with (its data, batch size,
+    ``proxy_seed`` or else ``seed``, teacher), built from ``result.json``'s config by the very
+    function the search used; ``changes`` replace fields (e.g. ``proxies``, ``device``)."""
+    from dataclasses import replace
+
+    from searchkd.orchestrate.local import eval_config
+    from searchkd.types import SearchConfig
+
+    return replace(eval_config(SearchConfig.from_dict(config)), **changes)
+
+
 def fill_scores(students: Sequence[Student], space: Any, config: dict[str, Any], proxy: str,
                 device: str = "cpu") -> str | None:
     """Score the students the search never evaluated, with the search's own proxy settings.
 
     ``params``/``flops`` come from the space's cost model; other proxies are recomputed with
-    an :class:`~searchkd.evaluate.Evaluator` rebuilt from the result's config (same teacher,
-    data, batch and seed, so the numbers are comparable). Returns a note when some could
-    not be scored (they are then left out of the correlations).
+    an :class:`~searchkd.evaluate.Evaluator` built from the result's config exactly as the
+    search built its own (:func:`search_eval_config`: same teacher, data, batch and proxy
+    seed), so a rescored student gets the score the search would have given it (the device
+    is this run's; a proxy's score does not depend on the other proxies scored with it).
+    Returns a note when some could not be scored (they are then left out of the correlations).
     """
     missing = [s for s in students if s.score is None]
     if not missing:
@@ -181,12 +195,9 @@ def fill_scores(students: Sequence[Student], space: Any, config: dict[str, Any],
             s.score, s.score_source = float(space.cost(s.arch)[proxy]), "rescored"
         return None
     try:
-        from searchkd.evaluate import EvalConfig, Evaluator
+        from searchkd.evaluate import Evaluator
 
-        ev = Evaluator(EvalConfig(space=config["space"], proxies=(proxy,), teacher=config.get("teacher"),
-                                  teacher_weights=config.get("teacher_weights"), data=config.get("data") or "embedded",
-                                  batch_size=int(config.get("batch_size") or 64), seed=int(config.get("seed") or 0),
-                                  device=device))
+        ev = Evaluator(search_eval_config(config, proxies=(proxy,), device=device))
         records = ev([s.arch for s in missing])
     except (SearchKDError, ImportError) as e:
         return f"could not score {len(missing)} students with {proxy!r} ({e}); they are left out of the correlations"

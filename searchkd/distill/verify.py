@@ -14,16 +14,17 @@ from typing import Any, Mapping, Sequence
 
 from searchkd.distill.losses import parse_feature_losses
 from searchkd.distill.report import plot_verify, verdict
-from searchkd.distill.select import IMAGE_SPACES, fill_scores, pick_students, proxy_name, read_result
+from searchkd.distill.select import (IMAGE_SPACES, fill_scores, pick_students, proxy_name, read_result,
+                                     search_eval_config)
 from searchkd.errors import SearchKDError
 from searchkd.io import write_json
+from searchkd.seeds import arch_seed, stream_seed, teacher_seed
 
-__all__ = ["run_distill", "prepare_teacher", "load_data", "arch_seed"]
+__all__ = ["run_distill", "prepare_teacher", "load_data", "proxy_batch"]
 
-
-def arch_seed(seed: int, arch: str) -> int:
-    """A student's own seed: the same for the same (seed, arch), whatever else is trained."""
-    return (int(seed) * 1_000_003 + zlib.crc32(arch.encode())) % (2**31 - 1)
+#: what decides which images are trained on and which held out; a ``teacher.pt`` is only
+#: reused when all of them (and its arch and class count) match this run's
+SPLIT_KEYS = ("data", "held_out", "split_seed", "n_train", "n_held_out", "held_out_crc")
 
 
 def _slug(arch: str) -> str:
@@ -31,15 +32,47 @@ def _slug(arch: str) -> str:
     return f"{s}-{zlib.crc32(arch.encode()):08x}"
 
 
-def load_data(spec: str, held_out: float = 0.2, seed: int = 0) -> tuple[Any, Any]:
+def proxy_batch(config: dict[str, Any], data: str) -> tuple[int, int] | None:
+    """``(batch_size, seed)`` of the batch the search's proxies scored on
+    (:meth:`~searchkd.data.images.ImageSet.indices`), when ``data`` is the search's data; else None."""
+    ec = search_eval_config(config)
+    if search_eval_config({**config, "data": data}).data != ec.data:  # both paths made absolute the same way
+        return None
+    return int(ec.batch_size), int(ec.seed)
+
+
+def load_data(spec: str, held_out: float = 0.2, seed: int = 0, *,
+              keep_batch: tuple[int, int] | None = None) -> tuple[Any, Any]:
     """(train, held-out) image sets: CIFAR's official train/test batches, or for any other
-    form a seeded stratified split with ``held_out`` of the images held out."""
+    form a stratified split with ``held_out`` of the images held out.
+
+    The split draws from its own stream, ``stream_seed(seed, "split")`` (:mod:`searchkd.seeds`),
+    never from ``seed`` itself: the search's proxy batch is ``ImageSet.indices(batch, seed)``,
+    which shuffles each class exactly as a split with the same seed does, so the images the
+    proxies scored on would all be held out. ``keep_batch=(batch_size, seed)`` keeps the
+    images of that batch out of the held-out part (:func:`proxy_batch`; CIFAR holds out its
+    test batches, which a proxy batch never comes from).
+    """
+    return _split(spec, held_out, seed, keep_batch)[:2]
+
+
+def _split(spec: str, held_out: float, seed: int, keep_batch: tuple[int, int] | None) -> tuple[Any, Any, int]:
+    """``load_data`` and how many images of ``keep_batch`` the plain split would have held out."""
+    import numpy as np
+
     from searchkd.data.images import load_images
 
-    kind = spec.partition(":")[0]
-    if kind in ("cifar10", "cifar100"):
-        return load_images(spec, "train"), load_images(spec, "test")
-    return load_images(spec).split(held_out, seed)
+    if spec.partition(":")[0] in ("cifar10", "cifar100"):
+        return load_images(spec, "train"), load_images(spec, "test"), 0
+    full = load_images(spec)
+    split_seed = stream_seed(seed, "split")
+    keep = None if keep_batch is None else full.indices(*keep_batch)
+    train, held = full.split(held_out, split_seed, keep_in_train=keep)
+    if len(held) == 0:
+        raise SearchKDError(f"{spec}: no image is left to hold out (held-out fraction {held_out} of {len(full)} images, "
+                            f"{0 if keep is None else len(keep)} of them kept for the search's proxy batch)")
+    moved = 0 if keep is None else int(np.isin(keep, full.split_indices(held_out, split_seed)[1]).sum())
+    return train, held, moved
 
 
 def _state_crc(model: Any) -> str:
@@ -107,15 +140,22 @@ def _teacher(out_dir: Path, spec: str | None, space_name: str, num_classes: int,
                         images_per_s=rec["images_per_s"])
         info["trained_epochs"] = train_epochs
     elif saved.is_file():
+        # Without an epoch count it cannot be retrained here: a teacher trained on other
+        # images than this split's train part (another seed or fraction) may have seen the
+        # held-out ones, so it is refused rather than measured on its own training images.
         got = _saved_meta(saved) or {}
-        if got and (got.get("arch"), got.get("data"), got.get("num_classes")) != (ts.arch, data_meta["data"], num_classes):
-            raise SearchKDError(f"{saved} was trained for teacher {got.get('arch')} on {got.get('data')}, not "
-                                f"{ts.arch} on {data_meta['data']}; pass train_teacher to retrain it")
+        want = {"arch": ts.arch, "num_classes": num_classes, **{k: data_meta[k] for k in SPLIT_KEYS}}
+        wrong = "; ".join(f"{k} {got.get(k)!r} there, {v!r} here" for k, v in want.items() if got.get(k) != v)
+        if wrong:
+            raise SearchKDError(f"{saved} was not trained for this teacher and train/held-out split ({wrong}); "
+                                "pass train_teacher (--train-teacher EPOCHS) to retrain it on this split")
         load(saved, "teacher.pt")
         info["trained_epochs"] = got.get("epochs")
     else:
         raise SearchKDError("the teacher must be trained before distilling from it: give teacher weights "
                             "(--teacher-weights PATH) or train it first (--train-teacher EPOCHS)")
+    # Given weights carry no record of the images they were trained on: unchecked.
+    info["split_checked"] = info["source"] != "weights"
     model.to(device)
     info["accuracy"] = evaluate(model, held)
     info["params"] = sum(p.numel() for p in model.parameters()) / 1e6
@@ -147,14 +187,19 @@ class _Context:
     device: Any
 
     @classmethod
-    def load(cls, out_dir: Path, data: str, held_out: float, seed: int, device: Any) -> "_Context":
+    def load(cls, out_dir: Path, config: dict[str, Any], data: str, held_out: float, seed: int,
+             device: Any) -> "_Context":
         from searchkd.distill.train import Images
 
-        train_set, held = load_data(data, held_out, seed)
+        batch = proxy_batch(config, data)
+        train_set, held, moved = _split(data, held_out, seed, batch)
         if int(held.y.max()) >= train_set.num_classes:
             raise SearchKDError(f"{data}: the held-out images have labels beyond the {train_set.num_classes} training classes")
+        crc = zlib.crc32(held.y.astype("int64").tobytes(), zlib.crc32(held.x.tobytes()))
         meta = {"data": data, "held_out": held_out if data.partition(":")[0] not in ("cifar10", "cifar100") else None,
-                "split_seed": seed, "n_train": len(train_set), "n_held_out": len(held)}
+                "split_seed": seed, "n_train": len(train_set), "n_held_out": len(held), "held_out_crc": f"{crc:08x}",
+                "proxy_batch": None if batch is None else {"batch_size": batch[0], "seed": batch[1],
+                                                           "moved_out_of_held_out": moved}}
         return cls(out_dir, data, train_set.num_classes, meta, Images.from_set(train_set, device),
                    Images.from_set(held, device), device)
 
@@ -174,7 +219,8 @@ def _teacher_for(ctx: _Context, config: dict[str, Any], space_name: str, *, teac
         weights = config.get("teacher_weights")
     return _teacher(ctx.out_dir, teacher if teacher is not None else config.get("teacher"), space_name,
                     ctx.num_classes, weights=weights, train_epochs=train_teacher, data_meta=ctx.meta,
-                    train_set=ctx.train, held=ctx.held, tcfg={"batch_size": batch_size, "lr": lr, "seed": seed},
+                    train_set=ctx.train, held=ctx.held,
+                    tcfg={"batch_size": batch_size, "lr": lr, "seed": teacher_seed(seed)},
                     resume=resume, progress=progress, device=ctx.device)
 
 
@@ -184,8 +230,9 @@ def prepare_teacher(result_path: str | Path, *, data: str | None = None, teacher
                     resume: bool = False, progress: Any = None, held_out: float = 0.2) -> dict[str, Any]:
     """Only the teacher step of :func:`run_distill`: train (or load) the teacher and measure it.
 
-    A later ``run_distill`` with the same data, teacher, ``train_teacher``, batch size, lr and
-    seed reuses ``DIR/teacher.pt``. Returns the ``teacher`` entry of ``verify.json``.
+    A later ``run_distill`` with the same data, held-out fraction, teacher, ``train_teacher``,
+    batch size, lr and seed reuses ``DIR/teacher.pt``. Returns the ``teacher`` entry of
+    ``verify.json``.
     """
     import torch
 
@@ -197,7 +244,7 @@ def prepare_teacher(result_path: str | Path, *, data: str | None = None, teacher
     out_dir = (result_path if result_path.is_dir() else result_path.parent).resolve()
     config = result["config"]
     get_space(str(config["space"]))
-    ctx = _Context.load(out_dir, data or config.get("data") or "embedded", held_out, seed,
+    ctx = _Context.load(out_dir, config, data or config.get("data") or "embedded", held_out, seed,
                         torch.device(resolve_device(device)))
     return _teacher_for(ctx, config, str(config["space"]), teacher=teacher, teacher_weights=teacher_weights,
                         train_teacher=train_teacher, batch_size=batch_size, lr=lr, seed=seed, resume=resume,
@@ -206,7 +253,7 @@ def prepare_teacher(result_path: str | Path, *, data: str | None = None, teacher
 
 def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epochs: int = 30,
                 data: str | None = None, teacher: str | None = None, teacher_weights: str | Path | None = None,
-                train_teacher: int | None = None, baseline: bool = False, kd_weight: float = 0.9,
+                train_teacher: int | None = None, baseline: bool = True, kd_weight: float = 0.9,
                 temperature: float = 4.0, feature_losses: Sequence[str] | Mapping[str, float] | str = (),
                 batch_size: int = 128, lr: float = 0.1, seed: int = 0, device: str | None = "auto",
                 resume: bool = False, progress: Any = None, vanilla_best: str | None = None,
@@ -227,18 +274,27 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
         epochs: training epochs per student.
         data: a ``--data`` spec; default the search's data. CIFAR trains on its train
             batches and tests on its test batches; other forms are split seeded, with
-            ``held_out`` of the images kept for the accuracy.
+            ``held_out`` of the images kept for the accuracy (:func:`load_data`). When it is
+            the search's data, the images the proxies scored on are kept out of the
+            held-out part (``config.proxy_batch`` of the report says how many were moved).
         teacher: a teacher spec; default the search's teacher (or the space's default).
         teacher_weights: a trained teacher's state dict (loaded with ``weights_only=True``).
+            Whether it was trained on this run's held-out images cannot be checked: the
+            report's ``teacher.split_checked`` is then false, and a note says so.
         train_teacher: train the teacher this many epochs first (saved as ``DIR/teacher.pt``
-            and reused while the settings match). With neither, ``DIR/teacher.pt`` or the
-            search's ``teacher_weights`` are used; with none of these, an error.
-        baseline: also train each student without the teacher (cross-entropy only).
+            with the split it was trained on, and reused while the settings and the split
+            match; retrained otherwise). With neither, ``DIR/teacher.pt`` (refused when it was
+            trained on another split) or the search's ``teacher_weights`` (unchecked) are
+            used; with none of these, an error.
+        baseline: also train each student without the teacher (cross-entropy only), which
+            the KD gain needs; on by default, as in the CLI (``--no-baseline``).
         kd_weight, temperature: the KD loss ``(1−w)·CE + w·T²·KL``; Hinton et al. (2015).
         feature_losses: ``sp`` (Tung & Mori 2019) and/or ``ickd`` (Liu et al. 2021), as names,
             ``"sp=3000,ickd=2.5"`` or a name → weight mapping.
         batch_size, lr: SGD settings (momentum 0.9 Nesterov, weight decay 5e-4, cosine).
-        seed: seeds the data split, the controls, and each student (with its arch).
+        seed: seeds the data split, the teacher, the controls and each student, each from
+            its own stream (:mod:`searchkd.seeds`: ``stream_seed(seed, "split")``,
+            ``teacher_seed(seed)``, ``arch_seed(seed, arch)``).
         device: ``auto``, ``cpu`` or ``cuda``.
         resume: continue killed runs from their epoch checkpoints; reuse finished ones.
         progress: True / None (a line per epoch on a TTY) / False / a per-epoch callable.
@@ -251,7 +307,8 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
 
     Raises:
         SearchKDError: a missing or foreign result, top larger than the trials, a teacher
-            whose classes differ from the data, weights that do not fit, bad settings.
+            whose classes differ from the data, weights that do not fit, a ``teacher.pt``
+            of another split without ``train_teacher``, bad settings.
     """
     import torch
 
@@ -287,11 +344,14 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
         notes.append(note)
 
     data = data or config.get("data") or "embedded"
-    ctx = _Context.load(out_dir, data, held_out, seed, dev)
+    ctx = _Context.load(out_dir, config, data, held_out, seed, dev)
     teacher_net, t_info = _teacher_for(ctx, config, space_name, teacher=teacher, teacher_weights=teacher_weights,
                                        train_teacher=train_teacher, batch_size=batch_size, lr=lr, seed=seed,
                                        resume=resume, progress=progress)
     num_classes, data_meta, train_t, held_t = ctx.num_classes, ctx.meta, ctx.train, ctx.held
+    if not t_info["split_checked"]:
+        notes.append(f"the teacher's weights ({t_info['weights']}) were given: whether it was trained on the "
+                     "held-out images cannot be checked")
     chance = 100.0 / num_classes
     if t_info["accuracy"] < 1.5 * chance:
         notes.append(f"the teacher's held-out accuracy ({t_info['accuracy']:.1f}%) is near chance ({chance:.1f}%): "
@@ -302,7 +362,8 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
         "result": str(result_path),
         "config": {"space": space_name, "proxy": proxy, "selection": how, "top": top, "controls": controls,
                    "epochs": epochs, "data": data, "held_out": data_meta["held_out"], "n_train": len(train_t),
-                   "n_held_out": len(held_t), "num_classes": num_classes, "kd_weight": kd_weight,
+                   "n_held_out": len(held_t), "held_out_crc": data_meta["held_out_crc"],
+                   "proxy_batch": data_meta["proxy_batch"], "num_classes": num_classes, "kd_weight": kd_weight,
                    "temperature": temperature, "feature_losses": feats, "batch_size": batch_size, "lr": lr,
                    "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "schedule": "linear warm-up, then cosine per step",
                    "augmentation": "random crop (4-pixel zero padding) + horizontal flip",

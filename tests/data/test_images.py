@@ -45,6 +45,33 @@ def test_split_is_stratified_and_disjoint():
     assert np.bincount(test.y).min() > 30
 
 
+def test_split_swaps_kept_images_for_the_next_of_their_class():
+    from searchkd.data.images import ImageSet
+
+    ds = ImageSet(np.zeros((10, 2, 2, 3), np.uint8), np.zeros(10, np.int64), 1, "one class")
+    order = np.arange(10)
+    np.random.default_rng(7).shuffle(order)  # the split's own draw, by hand
+    train, test = ds.split_indices(0.3, seed=7)
+    assert list(test) == sorted(order[:3]) and list(train) == sorted(order[3:])
+    train, test = ds.split_indices(0.3, seed=7, keep_in_train=order[:2])
+    assert list(test) == sorted(order[2:5]) and list(train) == sorted(set(range(10)) - set(order[2:5]))
+
+
+def test_split_keeps_a_proxy_batch_out_of_the_held_out_part():
+    ds = load_images("embedded")
+    batch = ds.indices(64, seed=0)
+    _, plain = ds.split_indices(0.2, seed=0)
+    # the same seed shuffles each class as the proxy batch does: the whole batch would be held out
+    assert np.isin(batch, plain).all()
+    train, test = ds.split_indices(0.2, seed=0, keep_in_train=batch)
+    assert not np.isin(batch, test).any() and np.isin(batch, train).all()
+    assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(len(ds)))
+    assert np.array_equal(np.bincount(ds.y[test]), np.bincount(ds.y[plain]))  # same size, same class balance
+    assert len(np.setdiff1d(plain, test)) == 64  # only the batch's images were swapped
+    tr_set, te_set = ds.split(0.2, seed=0, keep_in_train=batch)
+    assert np.array_equal(te_set.x, ds.x[test]) and np.array_equal(tr_set.y, ds.y[train])
+
+
 def _write_cifar_batch(path, n, labels_key=b"labels", rng=None):
     rng = rng or np.random.default_rng(0)
     data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)

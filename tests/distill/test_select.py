@@ -128,3 +128,24 @@ def test_controls_respect_the_search_size_constraint() -> None:
     assert len(controls) == 6 and all(SPACE.cost(a)["params"] <= 0.2 for a in controls)
     free, _ = pick_students(_result(), trials, SPACE, "diswot", top=1, controls=6, seed=1)
     assert any(SPACE.cost(s.arch)["params"] > 0.2 for s in free if s.role == "control")
+
+
+def test_a_rescored_student_gets_exactly_the_score_the_search_gave_it(tmp_path) -> None:
+    from searchkd.distill.select import Student
+    from searchkd.evaluate import EvalConfig, Evaluator
+    from searchkd.orchestrate import run_search
+
+    # proxy_seed differs from seed: the proxy batch and the students' init come from proxy_seed
+    config = {"space": "resnet_cifar", "proxy": "nwot,diswot", "strategy": "random", "budget": 3, "seed": 0,
+              "proxy_seed": 7, "teacher": "resnet_cifar:2-2-2", "batch_size": 16, "device": "cpu"}
+    run_search(config, tmp_path, progress=False, plots=False)
+    result, trials = read_result(tmp_path)
+    for proxy in ("nwot", "diswot"):
+        students = [Student(t["arch"], "control") for t in trials]  # as if the search had never scored them
+        assert fill_scores(students, SPACE, result["config"], proxy) is None
+        assert [s.score for s in students] == [t["scores"][proxy] for t in trials]
+        assert all(s.score_source == "rescored" for s in students)
+    # the test can tell: under the plain seed the scores differ
+    plain = Evaluator(EvalConfig(space="resnet_cifar", proxies=("nwot",), teacher="resnet_cifar:2-2-2",
+                                 batch_size=16, seed=0, device="cpu"))([trials[0]["arch"]])
+    assert plain[0]["scores"]["nwot"] != trials[0]["scores"]["nwot"]

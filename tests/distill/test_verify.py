@@ -11,7 +11,10 @@ import torch
 
 from searchkd.data.images import load_images
 from searchkd.distill import prepare_teacher, run_distill
+from searchkd.distill.train import Images, evaluate
+from searchkd.distill.verify import load_data, proxy_batch
 from searchkd.errors import SearchKDError
+from searchkd.seeds import stream_seed, teacher_seed
 from searchkd.spaces import get_space
 
 SPACE = get_space("resnet_cifar")
@@ -19,7 +22,7 @@ ARCHS = {"1-2-1": 3.0, "1-1-1": 2.0, "2-1-1": 1.0}  # proxy scores written by ha
 
 
 def write_result(d: Path, *, n_images: int = 300, space: str = "resnet_cifar", archs: dict | None = None,
-                 teacher: str = "resnet_cifar:2-2-2") -> Path:
+                 teacher: str = "resnet_cifar:2-2-2", **config: object) -> Path:
     """A search result dir in the CONTRACT format, with a small npz cut from the embedded data."""
     d.mkdir(parents=True, exist_ok=True)
     ds = load_images("embedded")
@@ -32,7 +35,8 @@ def write_result(d: Path, *, n_images: int = 300, space: str = "resnet_cifar", a
     best = max(trials, key=lambda t: t["scores"]["diswot"])
     result = {"searchkd_version": "0.1.0",
               "config": {"space": space, "proxy": "diswot", "strategy": "random", "teacher": teacher,
-                         "budget": len(trials), "seed": 0, "data": f"npz:{d / 'small.npz'}"},
+                         "budget": len(trials), "seed": 0, "data": f"npz:{d / 'small.npz'}", "batch_size": 16,
+                         **config},
               "best": {k: best[k] for k in ("arch", "scores", "params", "flops")}, "pareto": [],
               "trials": len(trials), "seconds": 0.3}
     (d / "result.json").write_text(json.dumps(result))
@@ -45,26 +49,46 @@ def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
     torch.set_num_threads(1)
     path = write_result(tmp_path_factory.mktemp("verify"))
     report = run_distill(path, top=2, controls=0, epochs=1, train_teacher=1, baseline=True,
-                         vanilla_best="2-1-1", batch_size=64, feature_losses=("sp", "ickd"), progress=False)
+                         vanilla_best="2-1-1", batch_size=64, feature_losses=("sp", "ickd"), progress=False,
+                         device="cpu")  # the accuracies are recomputed on the CPU below
     torch.set_num_threads(threads)
     return path, report
 
 
+def _held_out(path: Path, seed: int = 0) -> Images:
+    """The held-out images of a distill run on ``write_result``'s data, recomputed."""
+    config = json.loads(path.read_text())["config"]
+    return Images.from_set(load_data(config["data"], 0.2, seed, keep_batch=proxy_batch(config, config["data"]))[1])
+
+
+def _trained(weights: Path, arch: str) -> torch.nn.Module:
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    net = SPACE.build(arch, num_classes=10)
+    net.load_state_dict(state["model"])
+    return net
+
+
 def test_end_to_end_writes_a_complete_verify_json(tiny_run) -> None:
+    import zlib
+
     path, report = tiny_run
     out = path.parent
     on_disk = json.loads((out / "verify.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
     assert report["complete"] and (out / "verify.png").is_file() and (out / "teacher.pt").is_file()
     assert report["config"]["n_train"] == 240 and report["config"]["n_held_out"] == 60
+    held = _held_out(path)
     t = report["teacher"]
-    assert t["arch"] == "2-2-2" and t["source"] == "trained" and 0 <= t["accuracy"] <= 100
+    assert t["arch"] == "2-2-2" and t["source"] == "trained" and t["split_checked"]
+    assert t["accuracy"] == evaluate(_trained(out / "teacher.pt", "2-2-2"), held)  # measured on the held-out images
     rows = report["students"]
     assert [(r["arch"], r["role"]) for r in rows] == [("1-2-1", "top"), ("1-1-1", "top"), ("2-1-1", "vanilla-best")]
     for r in rows:
         assert r["score"] == ARCHS[r["arch"]] and r["epochs"] == 1 and r["seconds"] > 0
         assert r["params"] == pytest.approx(SPACE.cost(r["arch"])["params"])
-        assert 0 <= r["kd_accuracy"] <= 100 and 0 <= r["vanilla_accuracy"] <= 100
+        for mode in ("kd", "vanilla"):
+            ckpt, = (out / "distill").glob(f"*-{zlib.crc32(r['arch'].encode()):08x}/{mode}-*/last.pt")
+            assert r[f"{mode}_accuracy"] == evaluate(_trained(ckpt, r["arch"]), held)
         assert r["kd_gain"] == pytest.approx(r["kd_accuracy"] - r["vanilla_accuracy"])
     v = report["verdict"]
     assert v["pick"] == "1-2-1" and v["proxy_vs_kd"]["n"] == 3
@@ -101,14 +125,18 @@ def test_teacher_weights_must_fit(tmp_path, tiny_run) -> None:
         run_distill(path, top=1, epochs=1, teacher_weights=tmp_path / "r20.pt", progress=False)
     # the teacher trained by the tiny run fits, is loaded with weights_only, and is evaluated
     report = run_distill(path, top=1, controls=1, epochs=1, batch_size=32, progress=False, plot=False,
-                         teacher_weights=tiny_run[0].parent / "teacher.pt")
+                         teacher_weights=tiny_run[0].parent / "teacher.pt", baseline=False, device="cpu")
     assert report["teacher"]["source"] == "weights" and [r["role"] for r in report["students"]] == ["top", "control"]
+    # given weights carry no record of their training images: said, not hidden
+    assert not report["teacher"]["split_checked"] and any("cannot be checked" in n for n in report["notes"])
     control = report["students"][1]
-    # rescored with the search's own proxy settings where the proxy is available, else left out with a note
-    if control["score"] is None:
-        assert control["score_source"] == "none" and any("could not score" in n for n in report["notes"])
-    else:
-        assert control["score_source"] == "rescored"
+    # diswot is available: the control is rescored as the search scored (its teacher, data, batch 16, seed 0)
+    from searchkd.evaluate import EvalConfig, Evaluator
+
+    expected = Evaluator(EvalConfig(space="resnet_cifar", proxies=("diswot",), teacher="resnet_cifar:2-2-2",
+                                    data=f"npz:{tmp_path / 'small.npz'}", batch_size=16, seed=0, device="cpu"))
+    assert control["score_source"] == "rescored" and not any("could not score" in n for n in report["notes"])
+    assert control["score"] == expected([control["arch"]])[0]["scores"]["diswot"]
 
 
 def test_prepare_teacher_alone_then_reused(tmp_path) -> None:
@@ -118,8 +146,85 @@ def test_prepare_teacher_alone_then_reused(tmp_path) -> None:
     report = run_distill(path, top=1, controls=0, epochs=1, train_teacher=1, batch_size=32, progress=False, plot=False)
     assert report["teacher"]["source"] == "teacher.pt (reused)"
     assert report["teacher"]["accuracy"] == info["accuracy"]
+    # the teacher draws from its own stream, never the students' seed
+    assert json.loads(torch.load(tmp_path / "teacher.pt", weights_only=True)["meta"])["seed"] == teacher_seed(0)
+    # the baseline is on by default, as in the CLI
+    assert report["config"]["baseline"] and report["students"][0]["vanilla_accuracy"] is not None
     with pytest.raises(SearchKDError, match="not both"):
         run_distill(path, top=1, epochs=1, train_teacher=1, teacher_weights=tmp_path / "teacher.pt")
+
+
+def test_a_teacher_pt_is_reused_only_on_the_split_it_was_trained_on(tmp_path) -> None:
+    path = write_result(tmp_path, n_images=60)
+    kw = {"batch_size": 32, "device": "cpu"}
+    info = prepare_teacher(path, train_teacher=1, **kw)
+    assert info["source"] == "trained"
+    same = prepare_teacher(path, **kw)
+    assert same["source"] == "teacher.pt" and same["accuracy"] == info["accuracy"] and same["split_checked"]
+    assert prepare_teacher(path, train_teacher=1, **kw)["source"] == "teacher.pt (reused)"
+    # another seed or fraction holds out images this teacher trained on: never reused
+    for other in ({"seed": 1}, {"held_out": 0.3}):
+        with pytest.raises(SearchKDError, match="train/held-out split .*retrain it"):
+            prepare_teacher(path, **kw, **other)
+        assert prepare_teacher(path, train_teacher=1, **kw, **other)["source"] == "trained"  # retrained instead
+        with pytest.raises(SearchKDError, match="split"):  # teacher.pt now belongs to the other split
+            prepare_teacher(path, **kw)
+        prepare_teacher(path, train_teacher=1, **kw)
+    # the same spec with other images (the file was replaced): another split too
+    data = np.load(tmp_path / "small.npz")
+    np.savez(tmp_path / "small.npz", x=data["x"][::-1], y=data["y"][::-1])
+    with pytest.raises(SearchKDError, match="held_out_crc"):
+        prepare_teacher(path, **kw)
+    # a teacher.pt with no record of its split is not trusted
+    torch.save(SPACE.build("2-2-2", num_classes=10).state_dict(), tmp_path / "teacher.pt")
+    with pytest.raises(SearchKDError, match="split_seed None there"):
+        prepare_teacher(path, **kw)
+
+
+def test_the_images_the_proxies_scored_on_are_never_held_out(tmp_path, monkeypatch) -> None:
+    path = write_result(tmp_path, n_images=300, batch_size=64, proxy_seed=5)
+    config = json.loads(path.read_text())["config"]
+    spec = config["data"]
+    assert proxy_batch(config, spec) == (64, 5)  # the search's batch size and proxy seed
+    monkeypatch.chdir(tmp_path)
+    assert proxy_batch(config, "npz:small.npz") == (64, 5)  # the same file, named relatively
+    assert proxy_batch(config, "embedded") is None
+    ds = load_images(spec)
+    assert len({im.tobytes() for im in ds.x}) == len(ds)  # an image tells its index
+    scored = {ds.x[i].tobytes() for i in ds.indices(64, seed=5)}
+    train, held = load_data(spec, 0.2, 0, keep_batch=(64, 5))
+    assert len(held) == 60 and not scored & {im.tobytes() for im in held.x}
+    assert scored <= {im.tobytes() for im in train.x}
+    # the plain split would have held some of them out: that many were moved, and verify.json says so
+    moved = int(np.isin(ds.indices(64, seed=5), ds.split_indices(0.2, stream_seed(0, "split"))[1]).sum())
+    assert moved > 0
+    report = run_distill(path, top=1, controls=0, epochs=1, train_teacher=1, baseline=False, batch_size=64,
+                         progress=False, plot=False, device="cpu")
+    assert report["config"]["proxy_batch"] == {"batch_size": 64, "seed": 5, "moved_out_of_held_out": moved}
+    assert report["config"]["n_held_out"] == 60
+
+
+def test_students_draw_from_the_shared_seed_streams() -> None:
+    import searchkd.seeds
+    from searchkd.distill import verify
+
+    assert verify.arch_seed is searchkd.seeds.arch_seed
+
+
+def test_cli_defaults_are_the_api_defaults(monkeypatch) -> None:
+    import inspect
+
+    from searchkd import api
+    from searchkd.cli import main
+
+    got = {}
+    monkeypatch.setattr(api, "distill", lambda result, **kw: got.update(kw) or {})
+    assert main(["distill", "--result", "r", "--quiet"]) == 0
+    defaults = {k: p.default for k, p in inspect.signature(run_distill).parameters.items()}
+    assert got["baseline"] is True
+    for k, v in got.items():
+        if k != "progress":  # --quiet
+            assert (v or None) == (defaults[k] or None), k  # "" / [] / () alike
 
 
 @pytest.mark.parametrize("kw, match", [
