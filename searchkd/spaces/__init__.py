@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from searchkd.spaces import nb201, resnet_cifar  # noqa: F401  (registration)
+from searchkd.spaces import bert, nb201, resnet_cifar  # noqa: F401  (registration)
 from searchkd.spaces.base import SearchSpace, count_cost
 
 __all__ = ["SearchSpace", "count_cost", "get_space"]
