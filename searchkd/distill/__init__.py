@@ -11,7 +11,8 @@ from searchkd.distill.augment import random_crop_flip
 from searchkd.distill.losses import FEATURE_LOSSES, ICKD, ickd_loss, kd_loss, sp_loss
 from searchkd.distill.report import rank_correlations, verdict
 from searchkd.distill.train import Images, TrainConfig, evaluate, train_model
-from searchkd.distill.verify import load_data, prepare_teacher, run_distill
+from searchkd.distill.split import load_data
+from searchkd.distill.verify import prepare_teacher, run_distill
 
 __all__ = ["run_distill", "prepare_teacher", "train_model", "TrainConfig", "Images", "evaluate", "load_data", "kd_loss", "sp_loss",
            "ickd_loss", "ICKD", "FEATURE_LOSSES", "random_crop_flip", "rank_correlations", "verdict"]

@@ -14,65 +14,17 @@ from typing import Any, Mapping, Sequence
 
 from searchkd.distill.losses import parse_feature_losses
 from searchkd.distill.report import plot_verify, verdict
-from searchkd.distill.select import (IMAGE_SPACES, fill_scores, pick_students, proxy_name, read_result,
-                                     search_eval_config)
+from searchkd.distill.select import IMAGE_SPACES, fill_scores, pick_students, proxy_name, read_result
+from searchkd.distill.split import SPLIT_KEYS, proxy_batch, split_data
 from searchkd.errors import SearchKDError
 from searchkd.io import write_json
-from searchkd.seeds import arch_seed, stream_seed, teacher_seed
+from searchkd.seeds import arch_seed, teacher_seed
 
-__all__ = ["run_distill", "prepare_teacher", "load_data", "proxy_batch"]
-
-#: what decides which images are trained on and which held out; a ``teacher.pt`` is only
-#: reused when all of them (and its arch and class count) match this run's
-SPLIT_KEYS = ("data", "held_out", "split_seed", "n_train", "n_held_out", "held_out_crc")
-
+__all__ = ["run_distill", "prepare_teacher"]
 
 def _slug(arch: str) -> str:
     s = re.sub(r"[^A-Za-z0-9._-]+", "_", arch).strip("_")[:40]
     return f"{s}-{zlib.crc32(arch.encode()):08x}"
-
-
-def proxy_batch(config: dict[str, Any], data: str) -> tuple[int, int] | None:
-    """``(batch_size, seed)`` of the batch the search's proxies scored on
-    (:meth:`~searchkd.data.images.ImageSet.indices`), when ``data`` is the search's data; else None."""
-    ec = search_eval_config(config)
-    if search_eval_config({**config, "data": data}).data != ec.data:  # both paths made absolute the same way
-        return None
-    return int(ec.batch_size), int(ec.seed)
-
-
-def load_data(spec: str, held_out: float = 0.2, seed: int = 0, *,
-              keep_batch: tuple[int, int] | None = None) -> tuple[Any, Any]:
-    """(train, held-out) image sets: CIFAR's official train/test batches, or for any other
-    form a stratified split with ``held_out`` of the images held out.
-
-    The split draws from its own stream, ``stream_seed(seed, "split")`` (:mod:`searchkd.seeds`),
-    never from ``seed`` itself: the search's proxy batch is ``ImageSet.indices(batch, seed)``,
-    which shuffles each class exactly as a split with the same seed does, so the images the
-    proxies scored on would all be held out. ``keep_batch=(batch_size, seed)`` keeps the
-    images of that batch out of the held-out part (:func:`proxy_batch`; CIFAR holds out its
-    test batches, which a proxy batch never comes from).
-    """
-    return _split(spec, held_out, seed, keep_batch)[:2]
-
-
-def _split(spec: str, held_out: float, seed: int, keep_batch: tuple[int, int] | None) -> tuple[Any, Any, int]:
-    """``load_data`` and how many images of ``keep_batch`` the plain split would have held out."""
-    import numpy as np
-
-    from searchkd.data.images import load_images
-
-    if spec.partition(":")[0] in ("cifar10", "cifar100"):
-        return load_images(spec, "train"), load_images(spec, "test"), 0
-    full = load_images(spec)
-    split_seed = stream_seed(seed, "split")
-    keep = None if keep_batch is None else full.indices(*keep_batch)
-    train, held = full.split(held_out, split_seed, keep_in_train=keep)
-    if len(held) == 0:
-        raise SearchKDError(f"{spec}: no image is left to hold out (held-out fraction {held_out} of {len(full)} images, "
-                            f"{0 if keep is None else len(keep)} of them kept for the search's proxy batch)")
-    moved = 0 if keep is None else int(np.isin(keep, full.split_indices(held_out, split_seed)[1]).sum())
-    return train, held, moved
 
 
 def _state_crc(model: Any) -> str:
@@ -192,7 +144,7 @@ class _Context:
         from searchkd.distill.train import Images
 
         batch = proxy_batch(config, data)
-        train_set, held, moved = _split(data, held_out, seed, batch)
+        train_set, held, moved = split_data(data, held_out, seed, batch)
         if int(held.y.max()) >= train_set.num_classes:
             raise SearchKDError(f"{data}: the held-out images have labels beyond the {train_set.num_classes} training classes")
         crc = zlib.crc32(held.y.astype("int64").tobytes(), zlib.crc32(held.x.tobytes()))
@@ -274,7 +226,7 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
         epochs: training epochs per student.
         data: a ``--data`` spec; default the search's data. CIFAR trains on its train
             batches and tests on its test batches; other forms are split seeded, with
-            ``held_out`` of the images kept for the accuracy (:func:`load_data`). When it is
+            ``held_out`` of the images kept for the accuracy (:mod:`~searchkd.distill.split`). When it is
             the search's data, the images the proxies scored on are kept out of the
             held-out part (``config.proxy_batch`` of the report says how many were moved).
         teacher: a teacher spec; default the search's teacher (or the space's default).
