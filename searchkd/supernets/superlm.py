@@ -120,6 +120,12 @@ class SuperLM:
         teacher_qkv: ``(input_ids, attention_mask) -> (q, k, v)``, the teacher's last layer
             (B×T×width each); needed to train and to score.
         teacher: an identifier of the teacher, recorded in checkpoints.
+
+    A checkpoint directory holds ``config.json`` (sub-space, grid, vocabulary, teacher,
+    settings, step, a fingerprint of the training data) and ``checkpoint.pt`` (model,
+    optimizer, scheduler, RNG states, step; loadable with ``weights_only=True``), both
+    replaced atomically. :meth:`train` continues from it and refuses one of another
+    sub-space, teacher, settings or data; :meth:`load` reopens it to score with.
     """
 
     def __init__(self, space: str | BertSpace, teacher_qkv: TeacherQKV | None, *, teacher: str,
@@ -133,6 +139,8 @@ class SuperLM:
         self.space, self.teacher_qkv, self.teacher = space, teacher_qkv, str(teacher)
         self.config = config or SuperLMConfig()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())  # one RNG to save and restore
         c = self.config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c.seed)
@@ -269,12 +277,12 @@ class SuperLM:
 
     def _save(self, ckpt: Path, data_id: str, rng: dict[str, Any] | None) -> None:
         ckpt.mkdir(parents=True, exist_ok=True)
+        write_json(ckpt / "config.json", self._meta(data_id))  # first: a checkpoint.pt never lacks one
         state = {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "rng": rng, "step": self.step}
         tmp = atomic_path(ckpt / "checkpoint.pt")
         torch.save(state, tmp)
         tmp.replace(ckpt / "checkpoint.pt")
-        write_json(ckpt / "config.json", self._meta(data_id))
 
     def _load(self, ckpt: Path, *, data_id: str | None = None) -> None:
         meta = read_json(ckpt / "config.json")
