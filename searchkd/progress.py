@@ -1,4 +1,5 @@
-"""A small progress bar: on a terminal only, silent otherwise (or when ``quiet``)."""
+"""searchkd's one progress bar: drawn on stderr only when stdout and stderr are terminals
+(the CONTRACT: quiet when stdout is not a TTY), silent otherwise or with ``enabled=False``."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ __all__ = ["Progress", "progress"]
 
 
 class Progress:
-    """``with Progress(total, "scoring") as p: p.update(1, best=...)`` draws on stderr when it is a TTY."""
+    """``with Progress(total, "scoring") as p: p.update(1, best=...)``.
+
+    ``enabled``: None or True draw only on a terminal (stdout and ``stream`` both TTYs);
+    False never draws. :meth:`line` prints a finished line (an epoch's summary) above the bar.
+    """
 
     def __init__(self, total: int | None, desc: str = "", *, enabled: bool | None = None, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         # only ever on a terminal (CONTRACT); enabled=False silences it there too
-        self.enabled = enabled is not False and _isatty(self.stream)
+        self.enabled = enabled is not False and _isatty(self.stream) and _isatty(sys.stdout)
         self.total, self.desc, self.n = total, desc, 0
         self.t0 = time.perf_counter()
         self._last = 0.0
@@ -46,6 +51,12 @@ class Progress:
             left = f"{self.n}"
         self.stream.write(f"\r{self.desc} {left} {rate:.2f}/s {self.info}\033[K")
         self.stream.flush()
+
+    def line(self, text: str) -> None:
+        """Print ``text`` as a line of its own (the bar, if any, is redrawn by the next update)."""
+        if self.enabled:
+            self.stream.write(f"\r{text}\033[K\n")
+            self.stream.flush()
 
     def close(self) -> None:
         if self.enabled:

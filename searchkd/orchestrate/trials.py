@@ -4,6 +4,9 @@
 every line as a trial. The config that produced it lives beside it in ``config.json``,
 which is what a resume is checked against.
 
+Scores are strict JSON: a non-finite score (a failed proxy) is written ``null`` and read
+back as ``-inf``, which ranks worst (logs of older versions, holding ``"-inf"``, read too).
+
 Crash safety: a batch of records is written with one ``write`` and then ``fsync``ed, so a
 kill loses at most the batch in flight, and at worst leaves a torn last line. On reading,
 a torn *last* line is dropped (and cut from the file before anything is appended); a bad
@@ -13,12 +16,13 @@ line anywhere else means the file was damaged or edited, and is refused.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterable
 
 from searchkd.errors import SearchKDError
-from searchkd.io import write_json
+from searchkd.io import append_jsonl, read_json, write_json
 from searchkd.types import Trial
 
 __all__ = ["TRIALS", "CONFIG", "RESULT", "read_trials", "append_trials", "write_json", "read_json", "cut_torn_tail"]
@@ -47,7 +51,7 @@ def read_trials(path: str | os.PathLike[str]) -> tuple[list[Trial], int]:
         if n == len(lines) - 1 and raw == b"":
             break
         try:
-            t = Trial.from_dict(json.loads(raw.decode("utf-8")))
+            t = _trial(json.loads(raw.decode("utf-8")))
             if not raw.endswith(b"}"):
                 raise ValueError("unterminated line")
         except (ValueError, SearchKDError) as e:
@@ -87,18 +91,10 @@ def cut_torn_tail(path: str | os.PathLike[str], good: int) -> None:
 
 def append_trials(path: str | os.PathLike[str], trials: Iterable[Trial]) -> None:
     """Append records as one write, flushed and fsynced before returning."""
-    text = "".join(json.dumps(t.to_dict()) + "\n" for t in trials)
-    if not text:
-        return
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    append_jsonl(path, ({**t.to_dict(), "scores": dict(t.scores)} for t in trials))  # -inf → null
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise SearchKDError(f"cannot read {path}: {e}") from None
+def _trial(d: Any) -> Trial:
+    if isinstance(d, dict) and isinstance(d.get("scores"), dict):
+        d = {**d, "scores": {k: -math.inf if v is None else v for k, v in d["scores"].items()}}
+    return Trial.from_dict(d)
