@@ -1,14 +1,20 @@
-"""Shared plumbing for the benchmark scripts: paths, ground truth, rank statistics, JSON."""
+"""Shared plumbing for the benchmark scripts: paths, and searchkd's ground-truth reader, rank
+statistics and JSON writer with the scripts' defaults."""
 
 from __future__ import annotations
 
 import csv
-import json
 import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from searchkd.bench import rank_stats, read_ground_truth
+from searchkd.io import write_json as _write_json
+
+__all__ = ["ROOT", "SHARED", "NB201_CSV", "NASLIB_CSV", "CIFAR1K", "OUT", "read_csv", "ground_truth", "rank_stats",
+           "machine", "write_json"]
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,13 +33,10 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def ground_truth(path: Path = NB201_CSV, column: str = "cifar10_test_acc") -> dict[str, float]:
-    return {r["arch"]: float(r[column]) for r in read_csv(path)}
-
-
-def rank_stats(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
-    from searchkd.bench import rank_stats as _rank_stats
-
-    return _rank_stats(x, y)
+    """:func:`searchkd.bench.read_ground_truth` (the one reader), defaulting to NB201 CIFAR-10."""
+    if not Path(path).is_file():
+        sys.exit(f"benchmark: reference data {path} not found (the project's ../shared/data)")
+    return read_ground_truth(path, column)
 
 
 def machine() -> dict[str, Any]:
@@ -46,8 +49,6 @@ def machine() -> dict[str, Any]:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    """:func:`searchkd.io.write_json` (atomic, strict: non-finite → null), and say so."""
+    _write_json(path, obj)
     print(f"wrote {path}")

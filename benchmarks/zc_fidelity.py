@@ -8,6 +8,9 @@ built under ``torch.manual_seed(seed)``), every proxy is scored through
 same cells, ρ(ours, published), the median milliseconds per cell, and the per-cell scores
 (which make the run resumable: rerunning skips the cells already in the output).
 
+A non-finite score (ours or published) ranks worst, tied with the other non-finite ones,
+as everywhere in searchkd (:func:`searchkd.bench.rank_stats`); in the JSON it is null.
+
     PYTHONPATH=. python benchmarks/zc_fidelity.py --limit 150      # a quick look
     PYTHONPATH=. python benchmarks/zc_fidelity.py                   # all 724 cells
 
@@ -17,7 +20,6 @@ Paths default to ``../shared/data/...`` relative to the repository root.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -29,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._common import ROOT, SHARED as DATA, ground_truth, read_csv  # noqa: E402
+from searchkd.bench import rank_stats, rank_worst  # noqa: E402
+from searchkd.io import write_json  # noqa: E402
 
 #: our proxy → the published column of naslib_zc_cifar10.csv
 PUBLISHED = {"synflow": "synflow", "nwot": "nwot", "jacob_cov": "jacov", "snip": "snip", "grad_norm": "grad_norm",
@@ -44,25 +48,9 @@ PAPER_RHO = {"meco": .89, "zen": .35, "zico": .80}
 TOLERANCE = 0.05
 
 
-def spearman(a, b) -> float:
-    from scipy.stats import spearmanr
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    keep = ~(np.isnan(a) | np.isnan(b))
-    if keep.sum() < 3:
-        return math.nan
-    # ±inf (WORST) rank at the ends, as the engine intends
-    return float(spearmanr(a[keep], b[keep]).statistic)
-
-
-def read_cells(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def read_test_acc(path: Path) -> dict[str, float]:
-    with open(path, newline="") as f:
-        return {r["arch"]: float(r["cifar10_test_acc"]) for r in csv.DictReader(f)}
+def spearman(scores, truth) -> float:
+    """Spearman ρ of proxy scores against ``truth`` (a non-finite score ranks worst)."""
+    return rank_stats(scores, truth)["spearman"]
 
 
 def to_float(s: str) -> float:
@@ -72,12 +60,9 @@ def to_float(s: str) -> float:
         return math.nan
 
 
-def jsonable(x: float) -> float | str:
-    return x if math.isfinite(x) else str(x)
-
-
 def from_json(x) -> float:
-    return float(x)
+    """A stored score: null (and "-inf"/"nan", as older versions wrote them) are non-finite."""
+    return -math.inf if x is None else float(x)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,20 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(ROOT))
-    from searchkd.spaces import get_space
 
     for p in (args.cells, args.nb201, args.images):
         if not Path(p).is_file():
             print(f"reference data {p} is absent (the project's ../shared/data folder)", file=sys.stderr)
             return 2
     proxies = [p.strip() for p in args.proxies.split(",") if p.strip()]
-    rows = read_cells(Path(args.cells))
+    rows = read_csv(Path(args.cells))
     order = np.random.default_rng(0).permutation(len(rows))
     if args.limit:
         order = order[: args.limit]
     rows = [rows[i] for i in order]
-    test_acc = read_test_acc(Path(args.nb201))
+    test_acc = ground_truth(Path(args.nb201), "cifar10_test_acc")
 
     config = {"cells_csv": os.path.relpath(args.cells, ROOT), "images": os.path.relpath(args.images, ROOT),
               "batch_size": args.batch_size, "batch_seed": args.batch_seed, "seed": args.seed,
@@ -130,15 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             rec["scores"].pop(p, None)
             rec["ms"].pop(p, None)
 
-    space = get_space("nb201")
-
     def write() -> None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
         result = summarise(rows, done, proxies, test_acc)
-        result = {"config": config, **result, "cells": done}
-        tmp = out_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(out_path)
+        write_json(out_path, {"config": config, **result, "cells": done}, indent=1)
 
     jobs = []
     for row in rows:
@@ -181,7 +158,6 @@ def _init_worker(images: str, batch_size: int, batch_seed: int, seed: int, threa
     import torch
 
     torch.set_num_threads(threads)
-    sys.path.insert(0, str(ROOT))
     from searchkd.data import load_images
     from searchkd.proxies import Scorer
     from searchkd.spaces import get_space
@@ -206,7 +182,7 @@ def _score_cell(job: tuple[str, list[str]]) -> tuple[str, dict, dict]:
             warnings.simplefilter("ignore", RuntimeWarning)
             value = _WORKER["scorers"][p].score_net(net)[p]
         ms[p] = round(1000 * (time.perf_counter() - t0), 2)
-        scores[p] = jsonable(value)
+        scores[p] = value
     return arch, scores, ms
 
 
@@ -233,12 +209,13 @@ def summarise(rows: list[dict], done: dict, proxies: list[str], test_acc: dict[s
         if col:
             pub = [to_float(r[col]) for r in scored]
             t.update({"published_column": col, "published_rho_val": spearman(pub, val),
-                      "published_rho_test": spearman(pub, test), "rho_vs_published": spearman(ours, pub),
+                      "published_rho_test": spearman(pub, test),
+                      "rho_vs_published": spearman(ours, rank_worst(pub)),
                       "published_rho_val_724": PUBLISHED_RHO_724.get(p)})
             t["within_tolerance"] = bool(abs(t["rho_val"] - t["published_rho_val"]) <= TOLERANCE)
         if p in PAPER_RHO:
             t["paper_rho"] = PAPER_RHO[p]
-        table[p] = {k: (jsonable(v) if isinstance(v, float) else v) for k, v in t.items()}
+        table[p] = t
     n = max((t["n_cells"] for t in table.values()), default=0)
     return {"n_cells": n, "tolerance": TOLERANCE, "table": table}
 

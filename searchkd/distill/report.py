@@ -13,20 +13,16 @@ def _clean(v: Any) -> float | None:
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
-def rank_correlations(x: Sequence[float], y: Sequence[float]) -> dict[str, float | None]:
-    """Kendall τ (τ-b) and Spearman ρ with their p-values; None where undefined (n < 3 or a
-    constant column)."""
-    from scipy.stats import kendalltau, spearmanr
+def rank_correlations(x: Sequence[float | None], y: Sequence[float], *, seed: int = 0) -> dict[str, float | None]:
+    """Kendall τ (τ-b) and Spearman ρ of scores ``x`` against accuracies ``y``, with two-sided
+    permutation p-values (exact up to 8 pairs, else seeded resampling; see
+    :func:`searchkd.bench.rank_stats`, which computes them). A non-finite score ranks worst.
+    None where undefined (under 3 pairs, or a constant column)."""
+    from searchkd.bench import rank_stats
 
-    out: dict[str, float | None] = {"n": len(x), "kendall_tau": None, "kendall_p": None,
-                                    "spearman_rho": None, "spearman_p": None}
-    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
-        return out
-    kt = kendalltau(x, y)
-    sr = spearmanr(x, y)
-    out.update(kendall_tau=_clean(kt.statistic), kendall_p=_clean(kt.pvalue),
-               spearman_rho=_clean(sr.statistic), spearman_p=_clean(sr.pvalue))
-    return out
+    s = rank_stats(x, y, p_values=True, seed=seed)
+    return {"n": len(x), "kendall_tau": _clean(s["kendall"]), "kendall_p": _clean(s["kendall_p"]),
+            "spearman_rho": _clean(s["spearman"]), "spearman_p": _clean(s["spearman_p"])}
 
 
 def _mean(v: Sequence[float]) -> float | None:

@@ -1,4 +1,9 @@
-"""The two plots of a search: ``pareto.png`` and ``trajectory.png`` (matplotlib, Agg, lazy)."""
+"""The two plots of a search: ``pareto.png`` and ``trajectory.png``.
+
+Every searchkd figure is a :class:`matplotlib.figure.Figure` on its own Agg canvas
+(:func:`agg_figure`): no pyplot, and matplotlib's global backend is never switched, so a
+notebook's backend is left as it was.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,18 @@ from typing import Any
 
 from searchkd.types import SearchResult
 
-__all__ = ["plot_search"]
+__all__ = ["plot_search", "agg_figure"]
+
+
+def agg_figure(**kwargs: Any) -> Any:
+    """A :class:`~matplotlib.figure.Figure` (``kwargs``: figsize, dpi …) drawn by its own Agg
+    canvas, for ``fig.savefig``; nothing global (pyplot's figure list, the backend) changes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def plot_search(result: SearchResult, objectives: Any, out_dir: str | Path) -> list[Path]:
@@ -17,14 +33,6 @@ def plot_search(result: SearchResult, objectives: Any, out_dir: str | Path) -> l
 
     A plotting failure only warns: the search result is already written.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-    except Exception as e:  # pragma: no cover - matplotlib is a dependency
-        warnings.warn(f"no plots: {e}", RuntimeWarning, stacklevel=2)
-        return []
     out = Path(out_dir)
     trials = result.history
     objectives.update(trials)
@@ -32,7 +40,8 @@ def plot_search(result: SearchResult, objectives: Any, out_dir: str | Path) -> l
     y = [objectives.proxy_value(t) for t in trials]
     paths = []
     try:
-        fig, ax = plt.subplots(figsize=(6, 4.2))
+        fig = agg_figure(figsize=(6, 4.2))
+        ax = fig.subplots()
         ax.scatter([t.params for t in trials], y, s=10, alpha=0.5, label="evaluated")
         front = sorted(result.pareto, key=lambda t: t.params)
         by_arch = {t.arch: t for t in trials}
@@ -47,10 +56,10 @@ def plot_search(result: SearchResult, objectives: Any, out_dir: str | Path) -> l
         ax.legend(loc="best", fontsize=8)
         fig.tight_layout()
         fig.savefig(out / "pareto.png", dpi=120)
-        plt.close(fig)
         paths.append(out / "pareto.png")
 
-        fig, ax = plt.subplots(figsize=(6, 4.2))
+        fig = agg_figure(figsize=(6, 4.2))
+        ax = fig.subplots()
         best, run = float("-inf"), []
         for v in y:
             best = max(best, v)
@@ -60,7 +69,6 @@ def plot_search(result: SearchResult, objectives: Any, out_dir: str | Path) -> l
         ax.set_ylabel(f"best so far: {ylabel}")
         fig.tight_layout()
         fig.savefig(out / "trajectory.png", dpi=120)
-        plt.close(fig)
         paths.append(out / "trajectory.png")
     except Exception as e:  # a plot must never lose a finished search
         warnings.warn(f"plotting failed: {e}", RuntimeWarning, stacklevel=2)
