@@ -5,7 +5,7 @@ A sweep config (see ``examples/sweep_nb201.toml``)::
     out = "runs/sweep_nb201"                  # one result dir per search below it
     ground_truth = "../shared/data/nb201/nb201_cifar10.csv"   # optional
     column = "cifar10_test_acc"               # the accuracy column of ground_truth
-    cpus_per_trial = 1                        # optional, also gpus_per_trial, max_failures
+    cpus_per_trial = 1                        # optional, also gpus_per_trial, max_failures (default 2)
 
     [search]                                  # shared settings: any SearchConfig field
     space = "nb201"
@@ -38,6 +38,7 @@ import csv
 import io
 import itertools
 import json
+import math
 import os
 import re
 import sys
@@ -46,11 +47,14 @@ from typing import Any, Callable
 
 from searchkd.bench import read_ground_truth
 from searchkd.errors import SearchKDError
-from searchkd.types import SearchConfig
+from searchkd.io import dumps
+from searchkd.types import SearchConfig, SearchResult
 
-__all__ = ["run_sweep", "load_sweep", "SWEEP_KEYS"]
+__all__ = ["run_sweep", "load_sweep", "best_objective", "SWEEP_KEYS", "MAX_FAILURES"]
 
 SWEEP_KEYS = ("out", "ground_truth", "column", "cpus_per_trial", "gpus_per_trial", "max_failures", "search", "grid")
+#: retries of a failed Ray Tune trial: the default of a sweep's searches and of ``search --runner ray``
+MAX_FAILURES = 2
 
 
 def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -102,7 +106,7 @@ def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
             "out": os.path.abspath(raw.get("out", "runs/sweep")),
             "ground_truth": None if gt is None else os.path.abspath(gt), "column": column,
             "cpus_per_trial": float(raw.get("cpus_per_trial", 1)), "gpus_per_trial": float(raw.get("gpus_per_trial", 0)),
-            "max_failures": int(raw.get("max_failures", 1))}
+            "max_failures": int(raw.get("max_failures", MAX_FAILURES))}
 
 
 def _slug(v: Any) -> str:
@@ -125,7 +129,26 @@ def _sweep_trial(config: dict[str, Any], searches: dict[str, dict[str, Any]], ou
     cfg = SearchConfig.from_dict(searches[name])
     ev = None if evaluator_factory is None else evaluator_factory(cfg)
     r = run_search(cfg, Path(out) / name, resume=True, progress=False, evaluator=ev, space=space)
-    tune.report({"result": json.dumps(r.to_dict()), "done": 1})
+    tune.report({"result": dumps({**r.to_dict(), "objective": best_objective(cfg, r)}), "done": 1})
+
+
+def best_objective(config: SearchConfig, result: SearchResult) -> float | None:
+    """The summary's ``objective``: the best's proxy score, or, with several proxies, its mean
+    rank among the search's trials (``result.history``, the ranking the search ended with).
+    None when there is no best, or the value is not finite (a failed proxy).
+    """
+    from searchkd.orchestrate.objective import Objectives
+
+    if result.best is None:
+        return None
+    if len(config.proxies) == 1:
+        value = result.best.scores.get(config.proxies[0])
+    else:
+        obj = Objectives(("proxy",), config.proxies, config.combine)
+        obj.update(result.history)
+        best = next((t for t in result.history if t.arch == result.best.arch), None)
+        value = None if best is None else obj.proxy_value(best)
+    return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
 def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None = None, *,
@@ -178,27 +201,30 @@ def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None 
             import ray
 
             ray.shutdown()
-    by_name: dict[str, Any] = {}
-    for r in results:
-        by_name[r.config["name"]] = r
+    by_name = {r.config["name"]: r for r in results}
     rows = []
     for name, cfg in sweep["searches"].items():
-        row: dict[str, Any] = {"name": name, **{k: getattr(cfg, k) for k in sweep["grid"]}}
-        r = by_name.get(name)
-        res = json.loads(r.metrics["result"]) if r is not None and r.error is None and "result" in (r.metrics or {}) else None
-        if res is None or res.get("best") is None:
-            err = "no feasible arch" if res is not None else (str(r.error).strip().splitlines()[-1][:200] if r else "not run")
-            row.update(best_arch="", objective="", params="", flops="", trials="", seconds="", error=err)
-        else:
-            best = res["best"]
-            scores = best["scores"]
-            row.update(best_arch=best["arch"], objective=scores.get(cfg.proxy, ""), params=best["params"],
-                       flops=best["flops"], trials=res["trials"], seconds=round(res["seconds"], 2), error="")
+        row = _summary_row(name, cfg, sweep["grid"], by_name.get(name))
         if gt is not None:
             row[sweep["column"]] = gt.get(row["best_arch"], "")
         rows.append(row)
     _write_summary(rows, out / "summary.csv", stream or sys.stdout)
     return rows
+
+
+def _summary_row(name: str, cfg: SearchConfig, grid: list[str], r: Any) -> dict[str, Any]:
+    """A summary row from a Tune result ``r`` (None: the search never ran)."""
+    row: dict[str, Any] = {"name": name, **{k: getattr(cfg, k) for k in grid}}
+    res = json.loads(r.metrics["result"]) if r is not None and r.error is None and "result" in (r.metrics or {}) else None
+    if res is None or res.get("best") is None:
+        err = "no feasible arch" if res is not None else (str(r.error).strip().splitlines()[-1][:200] if r else "not run")
+        row.update(best_arch="", objective="", params="", flops="", trials="", seconds="", error=err)
+    else:
+        best = res["best"]
+        objective = res.get("objective")
+        row.update(best_arch=best["arch"], objective="" if objective is None else objective, params=best["params"],
+                   flops=best["flops"], trials=res["trials"], seconds=round(res["seconds"], 2), error="")
+    return row
 
 
 def _write_summary(rows: list[dict[str, Any]], path: Path, stream: Any) -> None:

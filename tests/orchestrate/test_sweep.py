@@ -1,0 +1,68 @@
+"""Sweeps without a Ray cluster: the summary's objective, and one default for Ray retries."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+
+import _toy_search
+from _toy_search import ToySpace
+
+from searchkd.orchestrate.sweep import MAX_FAILURES, _summary_row, _sweep_trial, best_objective, load_sweep
+from searchkd.types import SearchConfig, SearchResult, Trial
+
+
+def _trial(i: int, arch: str, a: float, b: float) -> Trial:
+    return Trial(i=i, arch=arch, scores={"a": a, "b": b}, params=1.0, flops=1.0)
+
+
+def test_objective_of_several_proxies_is_the_best_mean_rank() -> None:
+    # ranks (1 = worst) of a: x 3, y 1, z 2; of b: x 2, y 3, z 1 → mean x 2.5, y 2, z 1.5
+    history = [_trial(0, "x", 3.0, 20.0), _trial(1, "y", 1.0, 30.0), _trial(2, "z", 2.0, 10.0)]
+    result = SearchResult(config={}, best=history[0], pareto=[], trials=3, seconds=0.0, history=history)
+    assert best_objective(SearchConfig(proxy="a,b"), result) == 2.5
+    assert best_objective(SearchConfig(proxy="b"), result) == 20.0
+
+
+def test_objective_of_a_failed_proxy_or_no_best_is_empty() -> None:
+    t = _trial(0, "x", -math.inf, 1.0)
+    assert best_objective(SearchConfig(proxy="a"), SearchResult({}, t, [], 1, 0.0, history=[t])) is None
+    assert best_objective(SearchConfig(proxy="a,b"), SearchResult({}, None, [], 0, 0.0)) is None
+
+
+class _Reported:
+    """A Tune result as the sweep reads it (``metrics``, ``error``)."""
+
+    def __init__(self, metrics: dict) -> None:
+        self.metrics, self.error = metrics, None
+
+
+def test_summary_objective_of_a_multi_proxy_search_is_filled(tmp_path, monkeypatch) -> None:
+    """The trial function's report, read back by the summary: the objective of ``toy,neg``
+    (a mean rank, which no ``scores`` key holds) is the best's mean rank, not empty."""
+    from ray import tune
+
+    reports: list[dict] = []
+    monkeypatch.setattr(tune, "report", reports.append)
+    cfg = SearchConfig(space="toy", proxy="toy,neg", strategy="random", budget=30, seed=0)
+    _sweep_trial({"name": "s"}, {"s": cfg.to_dict()}, str(tmp_path), 1, _toy_search.toy_factory_for, ToySpace())
+    row = _summary_row("s", cfg, ["proxy"], _Reported(reports[0]))
+    assert row["error"] == "" and row["best_arch"]
+    trials = [json.loads(line) for line in (tmp_path / "s" / "trials.jsonl").read_text().splitlines()]
+    from scipy.stats import rankdata
+
+    mean = (rankdata([t["scores"]["toy"] for t in trials]) + rankdata([t["scores"]["neg"] for t in trials])) / 2
+    assert row["objective"] == max(mean)  # the best is the top of the final ranking
+
+
+def test_search_and_sweep_retry_a_failed_ray_trial_equally(tmp_path) -> None:
+    from searchkd.orchestrate.driver import run_search
+    from searchkd.orchestrate.ray_runner import RayRunner
+
+    toml = tmp_path / "s.toml"
+    toml.write_text('[search]\nspace = "nb201"\n[grid]\nseed = [0]\n')
+    assert MAX_FAILURES == 2
+    assert load_sweep(toml)["max_failures"] == MAX_FAILURES
+    assert inspect.signature(run_search).parameters["max_failures"].default == MAX_FAILURES
+    assert inspect.signature(RayRunner).parameters["max_failures"].default == MAX_FAILURES
