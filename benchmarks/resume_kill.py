@@ -1,6 +1,10 @@
 """Kill a running ``searchkd search`` with SIGKILL at random moments, resume it, and compare
 with an uninterrupted run of the same seed and config.
 
+The two ``trials.jsonl`` are compared line by line on ``i``, ``arch``, ``scores`` (exactly),
+``params`` and ``flops`` (not ``seconds``); the JSON says which fields matched on every line
+and where the first difference is (:func:`compare_logs`).
+
     python benchmarks/resume_kill.py --proxy params --budget 300 --kills 3
 """
 
@@ -19,6 +23,35 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from searchkd.io import dumps, write_json  # noqa: E402
+
+#: the fields of a trial record that a resumed search must reproduce (all but ``seconds``)
+COMPARED = ("i", "arch", "scores", "params", "flops")
+
+
+def compare_logs(reference: Path, resumed: Path) -> dict:
+    """Line-by-line comparison of two ``trials.jsonl`` on :data:`COMPARED`.
+
+    Values are compared as their JSON text, so scores must be equal to the last bit (and two
+    nulls, or two NaNs, are equal). Returns the line counts, per field whether it matched on
+    every common line, the number of lines that matched entirely, the first differing line
+    (``None`` when none), and ``same``: equal counts and every line matched.
+    """
+    a, b = ([json.loads(x) for x in p.read_text().splitlines() if x.strip()] for p in (reference, resumed))
+    fields = {f: True for f in COMPARED}
+    matched, first = 0, None
+    for n, (x, y) in enumerate(zip(a, b)):
+        bad = [f for f in COMPARED if json.dumps(x.get(f), sort_keys=True) != json.dumps(y.get(f), sort_keys=True)]
+        for f in bad:
+            fields[f] = False
+        if bad and first is None:
+            first = {"line": n + 1, "fields": bad, "reference": {f: x.get(f) for f in bad},
+                     "resumed": {f: y.get(f) for f in bad}}
+        matched += not bad
+    return {"lines_reference": len(a), "lines_resumed": len(b), "lines_matched": matched,
+            "fields_matched": fields, "first_difference": first,
+            "same": len(a) == len(b) and matched == len(a)}
 
 
 def search(out: Path, args: argparse.Namespace, resume: bool) -> subprocess.Popen:
@@ -61,14 +94,13 @@ def main() -> None:
         if p.returncode != 0:
             sys.exit(f"resume failed: {p.stderr.read() if p.stderr else ''}")
         res = json.loads((tmp / "killed" / "result.json").read_text())
+        log = compare_logs(tmp / "ref" / "trials.jsonl", tmp / "killed" / "trials.jsonl")
         out = {"proxy": args.proxy, "budget": args.budget, "seed": args.seed, "uninterrupted_seconds": full_s,
                "kills": kills, "best_uninterrupted": ref_best, "best_resumed": res["best"]["arch"],
                "same_best": res["best"]["arch"] == ref_best, "trials_resumed": res["trials"],
-               "same_trials_log": (tmp / "ref" / "trials.jsonl").read_text().splitlines().__len__()
-               == (tmp / "killed" / "trials.jsonl").read_text().splitlines().__len__()}
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-        print(json.dumps(out, indent=2))
+               "same_trials_log": log["same"], "trials_log": log}
+        write_json(args.out, out)
+        print(dumps(out, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

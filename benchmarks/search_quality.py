@@ -6,10 +6,15 @@ budget of proxy evaluations, then look up the found cell's ground-truth accuracy
 mean ± std to ``benchmarks/out/search_quality.json``.
 
 Proxy scores are cached across seeds and settings in ``benchmarks/out/cache/scores.jsonl``:
-one line per (evaluation settings, proxy, arch), so 5 seeds × several proxies share every
-evaluation (the proxies are seeded by ``--proxy-seed``, fixed, not by the search seed). The
-cache is append-only and fsynced, so a killed run keeps what it scored; each search also
-resumes from its own directory.
+one line per (score key, proxy, arch), so 5 seeds × several proxies share every evaluation
+(the proxies are seeded by ``--proxy-seed``, fixed, not by the search seed). The score key
+is everything that decides a score: the searchkd and torch versions, the space, teacher,
+data, batch size, proxy seed and device (:func:`score_key`). The cache is append-only and
+fsynced, so a killed run keeps what it scored; each search also resumes from its own
+directory, ``out/search_quality/<digest of the score key>/<strategy>_<proxies>_seed<seed>``,
+so a new version or setting never resumes an old search. The JSON records the score key,
+the budget and, per search, how many distinct archs it evaluated (``trials``), so an
+equal-budget comparison can be checked (``equal_budget``).
 
 Full run (expensive: proxies take ≈ 0.1–1 s per cell on a CPU)::
 
@@ -24,8 +29,9 @@ Smoke run::
 from __future__ import annotations
 
 import argparse
-import csv
+import hashlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -34,27 +40,41 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import searchkd
+from searchkd.bench import read_ground_truth
 from searchkd.evaluate import EvalConfig, Evaluator
+from searchkd.io import append_jsonl, dumps, write_json
 from searchkd.orchestrate import run_search
 from searchkd.types import SearchConfig
 
 HERE = Path(__file__).resolve().parent
 
 
+def score_key(config: EvalConfig) -> dict[str, Any]:
+    """What decides a proxy score, besides the proxy: versions and evaluation settings."""
+    import torch
+
+    d = config.to_dict()
+    d.pop("proxies")
+    return {"searchkd": searchkd.__version__, "torch": torch.__version__, **d}
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
 class CachedEvaluator:
     """``evaluate(archs) -> records`` backed by a JSONL score cache shared across searches.
 
     A cache line is ``{"key", "proxy", "arch", "score", "params", "flops", "seconds"}``; ``key``
-    is the evaluation settings without the proxy list, so a proxy's score is reused by every
-    search that uses that proxy, alone or combined.
+    is :func:`score_key` (no proxy list), so a proxy's score is reused by every search that
+    uses that proxy, alone or combined. A non-finite score is written null and read as -inf.
     """
 
     def __init__(self, config: EvalConfig, path: str | os.PathLike[str]) -> None:
         self.config = config
         self.path = Path(path)
-        d = config.to_dict()
-        d.pop("proxies")
-        self.key = json.dumps(d, sort_keys=True)
+        self.key = dumps(score_key(config), sort_keys=True)
         self.scores: dict[tuple[str, str], float] = {}
         self.costs: dict[str, tuple[float, float, float]] = {}
         self.hits = self.misses = 0
@@ -66,7 +86,7 @@ class CachedEvaluator:
                 except json.JSONDecodeError:  # a torn last line
                     continue
                 if r.get("key") == self.key:
-                    self.scores[(r["proxy"], r["arch"])] = float(r["score"])
+                    self.scores[(r["proxy"], r["arch"])] = -math.inf if r["score"] is None else float(r["score"])
                     self.costs[r["arch"]] = (r["params"], r["flops"], r["seconds"])
 
     def __call__(self, archs: Sequence[str]) -> list[dict[str, Any]]:
@@ -87,25 +107,15 @@ class CachedEvaluator:
                 self.costs[r["arch"]] = (r["params"], r["flops"], r["seconds"] / len(missing))
                 for p in missing:
                     self.scores[(p, r["arch"])] = r["scores"][p]
-                    lines.append(json.dumps({"key": self.key, "proxy": p, "arch": r["arch"], "score": r["scores"][p],
-                                             "params": r["params"], "flops": r["flops"],
-                                             "seconds": r["seconds"] / len(missing)}))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write("".join(x + "\n" for x in lines))
-                f.flush()
-                os.fsync(f.fileno())
+                    lines.append({"key": self.key, "proxy": p, "arch": r["arch"], "score": r["scores"][p],
+                                  "params": r["params"], "flops": r["flops"], "seconds": r["seconds"] / len(missing)})
+            append_jsonl(self.path, lines)
         out = []
         for a in archs:
             params, flops, sec = self.costs[a]
             out.append({"arch": a, "scores": {p: self.scores[(p, a)] for p in proxies}, "params": params,
                         "flops": flops, "seconds": sec * len(proxies)})
         return out
-
-
-def read_ground_truth(path: str, column: str) -> dict[str, float]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return {row["arch"]: float(row[column]) for row in csv.DictReader(f)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,33 +148,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs_dir = Path(args.out).with_suffix("")
     results: dict[str, Any] = {}
     cache_stats = {"hits": 0, "misses": 0}
+    key = None
+    from searchkd.orchestrate.local import eval_config
+
     for setting in settings:
         proxy = ",".join(setting)
         for strategy in args.strategies.split(","):
-            accs, archs = [], []
+            accs, archs, trials = [], [], []
             for seed in seeds:
                 cfg = SearchConfig(space="nb201", proxy=proxy, strategy=strategy, budget=args.budget, seed=seed,
                                    teacher=args.teacher, data=args.data, device=args.device,
                                    proxy_seed=args.proxy_seed)
-                from searchkd.orchestrate.local import eval_config
-
                 ev = CachedEvaluator(eval_config(cfg), args.cache)
+                key = score_key(ev.config)
                 name = f"{strategy}_{proxy.replace(',', '+')}_seed{seed}"
-                r = run_search(cfg, runs_dir / name, resume=True, evaluator=lambda ev=ev: ev, plots=False)
+                r = run_search(cfg, runs_dir / digest(key) / name, resume=True, evaluator=lambda ev=ev: ev, plots=False)
                 cache_stats["hits"] += ev.hits
                 cache_stats["misses"] += ev.misses
                 archs.append(r.best.arch)
                 accs.append(gt[r.best.arch])
-                print(f"{name}: {r.best.arch} {args.column}={gt[r.best.arch]:.2f}", file=sys.stderr)
+                trials.append(r.trials)
+                print(f"{name}: {r.best.arch} {args.column}={gt[r.best.arch]:.2f} ({r.trials} archs)", file=sys.stderr)
             results[f"{strategy}/{proxy}"] = {
                 "strategy": strategy, "proxy": proxy, "mean": statistics.fmean(accs),
-                "std": statistics.stdev(accs) if len(accs) > 1 else 0.0, "accs": accs, "best_archs": archs}
-    out = {"space": "nb201", "budget": args.budget, "seeds": len(seeds), "data": args.data,
+                "std": statistics.stdev(accs) if len(accs) > 1 else 0.0, "accs": accs, "best_archs": archs,
+                "budget": args.budget, "trials": trials, "equal_budget": all(t == args.budget for t in trials)}
+    out = {"space": "nb201", "budget": args.budget, "seeds": len(seeds), "seed_list": seeds, "data": args.data,
            "teacher": args.teacher, "proxy_seed": args.proxy_seed, "column": args.column,
+           "searchkd_version": searchkd.__version__, "score_key": key, "score_key_digest": digest(key),
+           "equal_budget": all(v["equal_budget"] for v in results.values()),
            "oracle": max(gt.values()), "results": results, "cache": cache_stats,
            "seconds": time.perf_counter() - t0}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_json(args.out, out)
     for k, v in results.items():
         print(f"{k:40s} {v['mean']:.2f} ± {v['std']:.2f}")
     print(f"written {args.out}")

@@ -1,0 +1,66 @@
+"""The benchmark scripts' own logic: resume_kill's log comparison, search_quality's keys and
+equal-budget record (a smoke run on the params proxy)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import resume_kill, search_quality  # noqa: E402
+
+
+def _log(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps({"params": 1.0, "flops": 2.0, "seconds": 0.1, **r}) + "\n" for r in rows))
+    return path
+
+
+def test_resume_kill_compares_every_field_of_every_line(tmp_path) -> None:
+    ref = _log(tmp_path / "a", [{"i": 0, "arch": "x", "scores": {"p": 0.1}}, {"i": 1, "arch": "y", "scores": {"p": None}}])
+    # same lines, other timings: the same log
+    same = _log(tmp_path / "b", [{"i": 0, "arch": "x", "scores": {"p": 0.1}, "seconds": 9.0},
+                                 {"i": 1, "arch": "y", "scores": {"p": None}}])
+    c = resume_kill.compare_logs(ref, same)
+    assert c["same"] and c["lines_matched"] == 2 and c["first_difference"] is None
+    # equal line counts but a score off in the last bit: not the same (the old check said it was)
+    off = _log(tmp_path / "c", [{"i": 0, "arch": "x", "scores": {"p": 0.1 + 2 ** -55}},
+                                {"i": 1, "arch": "y", "scores": {"p": None}}])
+    c = resume_kill.compare_logs(ref, off)
+    assert not c["same"] and c["lines_matched"] == 1
+    assert c["fields_matched"] == {"i": True, "arch": True, "scores": False, "params": True, "flops": True}
+    assert c["first_difference"]["line"] == 1 and c["first_difference"]["fields"] == ["scores"]
+    short = _log(tmp_path / "d", [{"i": 0, "arch": "x", "scores": {"p": 0.1}}])
+    assert not resume_kill.compare_logs(ref, short)["same"]
+
+
+def test_search_quality_keys_runs_and_cache_by_version_and_records_the_budget(tmp_path, nb201_csv, monkeypatch):
+    import searchkd
+
+    out = tmp_path / "sq.json"
+    argv = ["--proxies", "params,flops", "--combine", "--only", "params", "--budget", "4", "--seeds", "3",
+            "--seed-list", "2", "--strategies", "random", "--data", "embedded", "--ground-truth", str(nb201_csv),
+            "--out", str(out), "--cache", str(tmp_path / "cache.jsonl")]
+    assert search_quality.main(argv) == 0
+    first = json.loads(out.read_text())
+    assert first["score_key"]["searchkd"] == searchkd.__version__
+    assert {"teacher", "data", "batch_size", "seed", "torch"} <= set(first["score_key"])
+    r = first["results"]["random/params"]
+    assert r["budget"] == first["budget"] == 4 and r["trials"] == [4] and r["equal_budget"] and first["equal_budget"]
+    assert first["cache"]["misses"] == 4
+    assert (tmp_path / "sq" / first["score_key_digest"] / "random_params_seed2" / "trials.jsonl").exists()
+
+    assert search_quality.main(argv) == 0  # the same version: the search resumes, nothing is scored
+    assert json.loads(out.read_text())["cache"] == {"hits": 0, "misses": 0}
+    shutil.rmtree(tmp_path / "sq")
+    assert search_quality.main(argv) == 0  # a new search of the same key: every score from the cache
+    assert json.loads(out.read_text())["cache"] == {"hits": 4, "misses": 0}
+
+    monkeypatch.setattr(searchkd, "__version__", searchkd.__version__ + ".post1")
+    assert search_quality.main(argv) == 0  # another version: neither its scores nor its search are reused
+    again = json.loads(out.read_text())
+    assert again["score_key_digest"] != first["score_key_digest"] and again["cache"]["misses"] == 4
+    assert again["searchkd_version"].endswith(".post1")
