@@ -34,8 +34,6 @@ on storage shared by the nodes for the result dirs to land in one place.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import math
@@ -47,7 +45,7 @@ from typing import Any, Callable
 
 from searchkd.bench import read_ground_truth
 from searchkd.errors import SearchKDError
-from searchkd.io import dumps
+from searchkd.io import dumps, write_rows
 from searchkd.types import SearchConfig, SearchResult
 
 __all__ = ["run_sweep", "load_sweep", "best_objective", "SWEEP_KEYS", "MAX_FAILURES"]
@@ -228,13 +226,8 @@ def _summary_row(name: str, cfg: SearchConfig, grid: list[str], r: Any) -> dict[
 
 
 def _write_summary(rows: list[dict[str, Any]], path: Path, stream: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    write_rows(path, rows)  # atomic, like every result file
     cols = list(rows[0]) if rows else []
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=cols)
-    writer.writeheader()
-    writer.writerows(rows)
-    path.write_text(buf.getvalue(), encoding="utf-8")
     shown = [c for c in cols if c not in ("seconds",)]
     cells = [[_fmt(r[c]) for c in shown] for r in rows]
     widths = [max([len(c)] + [len(x[i]) for x in cells]) for i, c in enumerate(shown)]
