@@ -11,6 +11,7 @@ from searchkd.spaces.nb201 import BEST_CIFAR10_CELL, OPS
 
 SPACE = get_space("nb201")
 RESNET_LIKE = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
 
 def _rows(path):
@@ -70,13 +71,47 @@ def test_build_matches_the_benchmark_structure():
     assert torch.allclose(net.forward_head(feats), net(x))
 
 
-def test_all_none_cell_outputs_constant_features():
+def _with_random_bn(net):
+    # BN statistics and affine away from their init (mean 0, var 1, weight 1, bias 0), so
+    # that a zero map comes out of BN as a per-channel constant other than zero
     import torch
 
-    net = SPACE.build("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|").eval()
-    out = net(torch.randn(3, 3, 32, 32))
-    # the reduction blocks still carry the stem, so logits exist but are finite
-    assert torch.isfinite(out).all()
+    g = torch.Generator().manual_seed(0)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            for t in (m.running_mean, m.weight, m.bias):
+                t.data.copy_(torch.randn(t.shape, generator=g))
+            m.running_var.data.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    return net
+
+
+def test_all_none_cell_outputs_constant_features():
+    """Every edge of the all-none cell multiplies by zero, so each stage ends in a zero map:
+    the reduction blocks carry the stem on, but the next cells zero it again. The features
+    are then the last BN-ReLU of a zero map, the same for every image."""
+    import torch
+
+    net = _with_random_bn(SPACE.build(ALL_NONE)).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        feats, out = net.forward_features(x), net(x)
+        bn = net.lastact[0]
+        const = torch.relu(bn.bias - bn.running_mean * bn.weight / torch.sqrt(bn.running_var + bn.eps))
+        assert feats.shape == (3, 64, 8, 8)
+        assert torch.allclose(feats, const[None, :, None, None].expand_as(feats), atol=1e-6)
+        assert torch.allclose(out, net.classifier(const).expand_as(out), atol=1e-6)
+        net.train()  # a zero map's batch statistics are zero: BN gives its bias
+        assert torch.allclose(net.forward_features(x), torch.relu(bn.bias)[None, :, None, None].expand_as(feats))
+
+
+def test_a_cell_with_a_skip_connection_has_image_dependent_features():
+    # the contrast that makes the constant above a property of the none cell
+    import torch
+
+    net = _with_random_bn(SPACE.build(RESNET_LIKE)).eval()
+    with torch.no_grad():
+        feats = net.forward_features(torch.randn(3, 3, 32, 32))
+    assert not torch.allclose(feats[0], feats[1], atol=1e-3)
 
 
 @pytest.mark.parametrize(
