@@ -155,7 +155,7 @@ def pick_teacher(student: Any, candidates: list[str], *, space: str | None = Non
     return _pick(student, candidates, space=space, ratio=ratio or DEFAULT_RATIO)
 
 
-def search(space: str = "nb201", proxy: str = "diswot", strategy: str = "evolution", budget: int = 100, seed: int = 0,
+def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evolution", budget: int = 100, seed: int = 0,
            *, out: str | None = None, resume: bool = False, runner: str = "local", ray_address: str | None = None,
            cpus_per_trial: float = 1, gpus_per_trial: float = 0, progress: bool | None = None, **options: Any) -> Any:
     """Search ``space`` for the student ``proxy`` likes best; returns a :class:`~searchkd.types.SearchResult`.
@@ -165,12 +165,19 @@ def search(space: str = "nb201", proxy: str = "diswot", strategy: str = "evoluti
     ``max_params``, ``combine``, ``ask_size``, ``proxy_seed``, ``options`` for the
     strategy). With ``out`` the search writes ``result.json``, ``trials.jsonl`` and plots
     there and can be resumed; without it, it runs in a temporary directory.
+
+    ``proxy`` None: the strategy's default score source (``autodistil``: ``superlm``), else
+    the space's (BERT spaces: ``superlm``), else ``diswot``.
     """
     import tempfile
 
     from searchkd.orchestrate import run_search
     from searchkd.types import SearchConfig
 
+    if proxy is None:
+        proxy = default_proxy(space, strategy)
+    if options.get("data") is None:  # the space's kind of default data
+        options["data"] = "embedded-text" if _is_text_space(space) else "embedded"
     config = SearchConfig.from_dict({"space": space, "proxy": proxy, "strategy": strategy, "budget": budget,
                                      "seed": seed, **options})
     kw = dict(resume=resume, runner=runner, ray_address=ray_address, cpus_per_trial=cpus_per_trial,
@@ -179,6 +186,26 @@ def search(space: str = "nb201", proxy: str = "diswot", strategy: str = "evoluti
         with tempfile.TemporaryDirectory(prefix="searchkd-") as tmp:
             return run_search(config, tmp, plots=False, **kw)
     return run_search(config, out, **kw)
+
+
+def default_proxy(space: str, strategy: str) -> str:
+    """The proxy a search uses when it names none: the strategy's, the space's, or diswot."""
+    from searchkd.registry import STRATEGIES
+
+    import searchkd.strategies  # noqa: F401  (registration)
+
+    cls = STRATEGIES.get(strategy) if strategy in STRATEGIES else None
+    if getattr(cls, "default_proxy", None):
+        return cls.default_proxy
+    return "superlm" if _is_text_space(space) else "diswot"
+
+
+def _is_text_space(space: str) -> bool:
+    from searchkd.registry import SPACES
+
+    import searchkd.spaces  # noqa: F401  (registration)
+
+    return isinstance(space, str) and space in SPACES and getattr(SPACES.get(space), "modality", "image") == "text"
 
 
 def load_result(path: str) -> Any:

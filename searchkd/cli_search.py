@@ -17,8 +17,9 @@ def _csv(s: str) -> list[str]:
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("search", help="search a space for the student that distils best")
     p.add_argument("--space", default="nb201", help="search space (default nb201), or nni:MODULE:ATTR (an NNI ModelSpace)")
-    p.add_argument("--proxy", default="diswot", help="proxy, or several comma-separated (combined by --combine)")
-    p.add_argument("--strategy", default="evolution", help="random, evolution, nsga2 (see `searchkd list strategies`)")
+    p.add_argument("--proxy", help="proxy, or several comma-separated (combined by --combine); default: diswot, "
+                   "or superlm for bert-* spaces and the autodistil strategy")
+    p.add_argument("--strategy", default="evolution", help="random, evolution, nsga2, autodistil (see `searchkd list strategies`)")
     p.add_argument("--teacher", help="teacher name, SPACE:ARCH, or auto (needs --teacher-candidates, --max-params)")
     p.add_argument("--teacher-candidates", type=_csv, help="candidate teachers for --teacher auto")
     p.add_argument("--teacher-weights", help="state dict of the teacher (weights_only)")
@@ -26,7 +27,10 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--objectives", default="proxy", help="e.g. proxy or proxy,params (nsga2 takes several)")
     p.add_argument("--max-params", type=float, help="constraint: at most this many M params")
     p.add_argument("--combine", default="rank", choices=["rank"], help="how several proxies make one objective")
-    p.add_argument("--data", default="embedded", help="embedded, npz:PATH, cifar10:DIR, cifar100:DIR, folder:DIR")
+    p.add_argument("--data", help="embedded, npz:PATH, cifar10:DIR, cifar100:DIR, folder:DIR; text: embedded-text, "
+                   "text:PATH (default: embedded, or embedded-text for bert-* spaces)")
+    p.add_argument("--supernet", help="bert-*: a trained SuperLM directory to score with (default: train one in OUT/supernet)")
+    p.add_argument("--supernet-steps", type=int, help="bert-*: SuperLM training steps (default 300)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--runner", default="local", choices=["local", "ray"])
     p.add_argument("--ray-address", help="join a Ray cluster (auto, HOST:PORT, ray://HOST:PORT)")
@@ -77,7 +81,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.ray_address and args.runner != "ray":
         raise SearchKDError("--ray-address needs --runner ray")
     res = api.search(space=args.space, proxy=args.proxy, strategy=args.strategy, budget=args.budget, seed=args.seed,
-                     teacher=resolve_teacher_arg(args), teacher_weights=args.teacher_weights, data=args.data,
+                     teacher=resolve_teacher_arg(args), teacher_weights=args.teacher_weights,
+                     data=args.data,
+                     supernet=args.supernet, supernet_steps=args.supernet_steps,
                      batch_size=args.batch_size, device=args.device, objectives=tuple(_csv(args.objectives)),
                      max_params=args.max_params, combine=args.combine, out=args.out, resume=args.resume,
                      runner=args.runner, ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
@@ -86,6 +92,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     print(f"best {b.arch}")
     print("  " + "  ".join(f"{k} {v:.6g}" for k, v in b.scores.items()) + f"  params {b.params:.4g} M  flops {b.flops:.4g} M")
     print(f"{res.trials} trials in {res.seconds:.1f} s; pareto set {len(res.pareto)}; wrote {args.out}/result.json")
+    if res.student:
+        print(f"student exported to {res.student} (transformers.AutoModel.from_pretrained; see searchkd.export)")
     return 0
 
 

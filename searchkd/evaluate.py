@@ -40,6 +40,8 @@ class EvalConfig:
     batch_size: int = 64
     seed: int = 0
     device: str = "auto"
+    #: a trained SuperLM directory (text spaces, ``superlm`` proxy)
+    supernet: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -63,7 +65,7 @@ class Evaluator:
         from searchkd.spaces import get_space
 
         self.space = get_space(self.config.space)
-        self.specs = [get_proxy(p) for p in self.config.proxies]
+        self.specs = [] if self.text else [get_proxy(p) for p in self.config.proxies]
 
     @property
     def scorer(self) -> Any:
@@ -71,8 +73,17 @@ class Evaluator:
             self._scorer = self._make_scorer()
         return self._scorer
 
+    @property
+    def text(self) -> bool:
+        return getattr(self.space, "modality", "image") == "text"
+
     def _make_scorer(self) -> Any:
         import torch
+
+        if self.text:
+            from searchkd.evaluate_text import TextScorer
+
+            return TextScorer(self.config, self.space)
 
         from searchkd.data import load_images
         from searchkd.proxies import Scorer
@@ -92,6 +103,8 @@ class Evaluator:
 
     def __call__(self, archs: Sequence[str]) -> list[dict[str, Any]]:
         """One record per arch: ``arch``, ``scores``, ``params``, ``flops``, ``seconds``."""
+        if self.text:
+            return self.scorer.score_archs([self.space.validate(a) for a in archs])
         return [self.scorer.score_arch(self.space, self.space.validate(a)) for a in archs]
 
     def cost_only(self, arch: str) -> dict[str, Any]:

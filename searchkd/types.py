@@ -60,6 +60,9 @@ class SearchConfig:
             (None: the strategy's default). Local and Ray runs of the same ask_size agree.
         proxy_seed: the seed of the proxies' random init (None: ``seed``).
         options: keyword options of the strategy (e.g. ``{"population": 36}``).
+        supernet: a trained SuperLM directory to score text students with (``superlm``
+            proxy); None: the search trains one in ``OUT/supernet``.
+        supernet_steps: training steps of that SuperLM (None: a default).
     """
 
     space: str = "nb201"
@@ -78,6 +81,8 @@ class SearchConfig:
     ask_size: int | None = None
     proxy_seed: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    supernet: str | None = None
+    supernet_steps: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.objectives, str):
@@ -150,6 +155,8 @@ class SearchResult:
         seconds: wall time of the search (this run, replay included).
         searchkd_version: the version that wrote it.
         history: the trial records, when loaded with them (not written to result.json).
+        student: where the chosen student was exported (a Hugging Face directory; text
+            spaces searched with a SuperLM), else None (not written).
     """
 
     config: dict[str, Any]
@@ -159,11 +166,15 @@ class SearchResult:
     seconds: float
     searchkd_version: str = ""
     history: list[Trial] = field(default_factory=list, repr=False)
+    student: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"searchkd_version": self.searchkd_version, "config": self.config,
-                "best": None if self.best is None else self.best.summary(),
-                "pareto": [t.summary() for t in self.pareto], "trials": self.trials, "seconds": self.seconds}
+        d = {"searchkd_version": self.searchkd_version, "config": self.config,
+             "best": None if self.best is None else self.best.summary(),
+             "pareto": [t.summary() for t in self.pareto], "trials": self.trials, "seconds": self.seconds}
+        if self.student is not None:
+            d["student"] = self.student
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SearchResult":
@@ -173,7 +184,7 @@ class SearchResult:
                        best=None if best is None else Trial.from_dict(best, i=-1),
                        pareto=[Trial.from_dict(p, i=-1) for p in d["pareto"]],
                        trials=int(d["trials"]), seconds=float(d["seconds"]),
-                       searchkd_version=str(d.get("searchkd_version", "")))
+                       searchkd_version=str(d.get("searchkd_version", "")), student=d.get("student"))
         except (KeyError, TypeError, ValueError) as e:
             raise SearchKDError(f"not a searchkd result ({type(e).__name__}: {e})") from None
 

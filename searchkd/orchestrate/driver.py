@@ -82,7 +82,15 @@ def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, chec
         raise SearchKDError(f"strategy {config.strategy!r} has no ask/tell interface; it runs through its own entry point")
     if not config.proxies:
         raise SearchKDError("no proxy given")
-    if check_proxies:
+    text = getattr(space, "modality", "image") == "text"
+    if text:
+        from searchkd.evaluate_text import check_text_config
+
+        check_text_config(config, space)
+    elif "superlm" in config.proxies or config.supernet is not None:
+        raise SearchKDError(f"the superlm proxy and --supernet score BERT students (bert-tiny, bert-small, bert-base), "
+                            f"not {config.space}")
+    if check_proxies and not text:
         from searchkd.proxies import get_proxy
 
         for p in config.proxies:
@@ -172,7 +180,12 @@ def run_search(
     prior, good = _check_out_dir(out, config, resume)
     if runner not in ("local", "ray"):
         raise SearchKDError(f"unknown runner {runner!r} (local, ray)")
-    factory = evaluator if evaluator is not None else EvaluatorFactory(eval_config(config))
+    supernet = None
+    if evaluator is None and "superlm" in config.proxies:
+        from searchkd.evaluate_text import ensure_superlm
+
+        supernet, _ = ensure_superlm(config, out, progress=progress)
+    factory = evaluator if evaluator is not None else EvaluatorFactory(replace(eval_config(config), supernet=supernet))
     if runner == "ray":
         from searchkd.orchestrate.ray_runner import RayRunner
 
@@ -188,6 +201,10 @@ def run_search(
     finally:
         run.close()
     result = _result(plan, records, time.perf_counter() - t0)
+    if supernet is not None and result.best is not None:
+        from searchkd.evaluate_text import export_search_best
+
+        result.student = str(export_search_best(config, supernet, result.best.arch, out))
     result.to_json(out / tlog.RESULT)
     if plots and records:
         from searchkd.orchestrate.plots import plot_search

@@ -1,0 +1,166 @@
+"""Scoring BERT students of a text space: the trained SuperLM as a score source.
+
+AutoDistil (Xu et al. 2022) ranks the subnets of a weight-sharing SuperLM, trained once by
+self-attention relation distillation from the teacher, by their held-out relation loss
+inside it (forward only, no retraining). Here that loss is a proxy, ``superlm`` (its
+negative, so higher is better like every proxy), that any ask/tell strategy can search:
+``autodistil`` (every subnet in a seeded random order, the paper's exhaustive search),
+evolution, or NSGA-II with ``--objectives superlm,params``.
+
+The text data is split once per search (:func:`text_split`): the SuperLM trains on one part
+and scores on the held-out part, so a subnet is never ranked on the text it was trained on.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from searchkd.errors import SearchKDError
+
+__all__ = ["TEXT_PROXIES", "DEFAULT_SUPERNET_STEPS", "HELD_OUT", "text_split", "superlm_config", "ensure_superlm",
+           "TextScorer", "check_text_config", "export_search_best"]
+
+#: the proxies a text (BERT) student can be scored with
+TEXT_PROXIES = ("superlm", "params", "flops")
+#: SuperLM training steps when the search gives none (AutoDistil trains 10k on GPUs; a CPU default)
+DEFAULT_SUPERNET_STEPS = 300
+#: held-out fraction of the text: the SuperLM trains on the rest and scores on it
+HELD_OUT = 0.1
+
+
+def check_text_config(config: Any, space: Any) -> None:
+    """Bad input of a text search, before anything is written."""
+    bad = [p for p in config.proxies if p not in TEXT_PROXIES]
+    if bad:
+        raise SearchKDError(f"proxy {bad[0]!r} does not score text students of {space.name} "
+                            f"(text proxies: {', '.join(TEXT_PROXIES)})")
+    if config.supernet_steps is not None and (not isinstance(config.supernet_steps, int) or config.supernet_steps < 1):
+        raise SearchKDError(f"--supernet-steps must be a positive integer, got {config.supernet_steps!r}")
+    if config.supernet is not None and not (Path(config.supernet) / "config.json").is_file():
+        raise SearchKDError(f"--supernet {config.supernet}: no SuperLM checkpoint there (config.json, checkpoint.pt)")
+    from searchkd.data.text import is_text_data
+
+    if not is_text_data(config.data):
+        raise SearchKDError(f"{space.name} students need text data (embedded-text or text:PATH), got {config.data!r}")
+
+
+def text_split(data: str, teacher: Any, seed: int) -> tuple[Any, Any]:
+    """(train, held-out) :class:`~searchkd.data.text.TextSet` of a search, tokenised by the
+    teacher's tokenizer; the split draws from the ``split`` seed stream."""
+    from searchkd.data.text import load_text
+    from searchkd.seeds import stream_seed
+
+    return load_text(data, teacher).split(HELD_OUT, seed=stream_seed(seed, "split"))
+
+
+def _teacher(spec: str | None, weights: str | None, device: Any) -> Any:
+    from searchkd.text_teachers import load_text_teacher
+
+    return load_text_teacher(spec or "minilm-l6", weights, device=device)
+
+
+def _qkv(teacher: Any) -> Any:
+    def qkv(ids: Any, mask: Any) -> tuple[Any, Any, Any]:
+        f = teacher.features(ids, mask)
+        return f.q, f.k, f.v
+
+    return qkv
+
+
+def superlm_config(config: Any, teacher: Any) -> Any:
+    """The SuperLM training settings of a search config."""
+    from searchkd.supernets.superlm import SuperLMConfig
+
+    steps = config.supernet_steps or DEFAULT_SUPERNET_STEPS
+    return SuperLMConfig(steps=steps, batch_size=config.batch_size, seed=config.seed,
+                         relation_heads=teacher.info.heads, checkpoint_every=max(1, min(100, steps // 4)))
+
+
+def ensure_superlm(config: Any, out_dir: str | Path, *, progress: bool | None = None) -> tuple[str, dict[str, Any]]:
+    """The SuperLM directory a search scores with: ``config.supernet`` (checked against the
+    sub-space and teacher), else one trained (or resumed) in ``out_dir/supernet``.
+
+    Returns the directory and a summary (step, tokens/s, seconds, where it came from)."""
+    from searchkd.evaluate import resolve_device
+    from searchkd.supernets.superlm import SuperLM
+
+    device = resolve_device(config.device)
+    teacher = _teacher(config.teacher, config.teacher_weights, device)
+    if config.supernet is not None:
+        lm = SuperLM.load(config.supernet, _qkv(teacher), teacher=teacher.info.id, device=device)
+        if lm.space.name != config.space:
+            raise SearchKDError(f"--supernet {config.supernet} was trained for {lm.space.name}, not {config.space}")
+        return str(Path(config.supernet).resolve()), {"source": "reused", "step": lm.step}
+    train, _ = text_split(config.data, teacher, config.seed)
+    target = Path(out_dir).resolve() / "supernet"
+    lm = SuperLM(config.space, _qkv(teacher), teacher=teacher.info.id, config=superlm_config(config, teacher),
+                 device=device)
+    t0 = time.perf_counter()
+    ids, mask = train.tensors(range(len(train)))
+    stats = lm.train(ids, mask, out_dir=target, progress=progress)
+    return str(target), {"source": "trained", "step": stats["step"], "tokens_per_s": stats["tokens_per_s"],
+                         "seconds": time.perf_counter() - t0, "train_rows": len(train)}
+
+
+class TextScorer:
+    """Scores BERT students of one text space: ``superlm`` (−held-out relation loss inside the
+    SuperLM at ``eval_config.supernet``), ``params`` and ``flops`` (the space's exact cost)."""
+
+    def __init__(self, config: Any, space: Any) -> None:
+        from searchkd.evaluate import resolve_device
+
+        self.config, self.space = config, space
+        self.seconds: dict[str, float] = {}
+        self.nonfinite: dict[str, int] = {}
+        self.lm = None
+        if "superlm" in config.proxies:
+            from searchkd.supernets.superlm import SuperLM
+
+            if config.supernet is None:
+                raise SearchKDError("the superlm proxy needs a trained SuperLM (--supernet DIR, or a search trains one)")
+            device = resolve_device(config.device)
+            teacher = _teacher(config.teacher, config.teacher_weights, device)
+            self.lm = SuperLM.load(config.supernet, _qkv(teacher), teacher=teacher.info.id, device=device)
+            _, held = text_split(config.data, teacher, config.seed)
+            self.held = held.tensors(range(len(held)))
+
+    def score_archs(self, archs: Sequence[str]) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        losses = self.lm.score_many(list(archs), *self.held) if self.lm is not None else [0.0] * len(archs)
+        if self.lm is not None:
+            self.seconds["superlm"] = self.seconds.get("superlm", 0.0) + time.perf_counter() - t0
+        per_arch = (time.perf_counter() - t0) / max(1, len(archs))
+        out = []
+        for arch, loss in zip(archs, losses):
+            cost = self.space.cost(arch)
+            values = {"superlm": -float(loss), "params": float(cost["params"]), "flops": float(cost["flops"])}
+            out.append({"arch": arch, "scores": {p: values[p] for p in self.config.proxies}, **cost,
+                        "seconds": per_arch})
+        return out
+
+
+def export_search_best(config: Any, supernet: str, arch: str, out_dir: str | Path) -> Path:
+    """Export the chosen student, with the weights it inherits from the SuperLM, as a Hugging
+    Face directory ``out_dir/student`` (with the teacher's tokenizer); an existing export of
+    the same arch is kept (a resumed search)."""
+    import json
+
+    from searchkd.export import export_student
+    from searchkd.supernets.superlm import SuperLM
+    from searchkd.text_teachers import teacher_dir
+    from searchkd.teachers import resolve_teacher
+
+    target = Path(out_dir) / "student"
+    marker = target / "searchkd.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("arch") == arch:
+        return target
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)  # an export of an earlier best (a search extended by --resume)
+    teacher = _teacher(config.teacher, config.teacher_weights, "cpu")
+    lm = SuperLM.load(supernet, None, teacher=teacher.info.id, device="cpu")
+    return export_student(lm, arch, target, space=config.space, tokenizer_dir=teacher_dir(resolve_teacher(config.teacher or "minilm-l6")),
+                          teacher_id=teacher.info.id)
