@@ -53,9 +53,14 @@ def test_build_forward(name):
     space = get_space(name)
     torch.manual_seed(0)
     net = space.build(space.sample(0), num_classes=7)
+    assert isinstance(net.classifier, torch.nn.Linear)
+    if getattr(space, "modality", "image") == "text":  # token ids and an attention mask
+        ids, mask = space.example_input(batch_size=2, seq_len=16)
+        assert net(ids, mask).shape == (2, 7)
+        assert net.forward_features(ids, mask).shape[:2] == (2, 16)
+        return
     out = net(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 7)
-    assert isinstance(net.classifier, torch.nn.Linear)
     assert net.forward_features(torch.randn(2, 3, 32, 32)).dim() == 4
 
 
@@ -73,5 +78,5 @@ def test_build_is_deterministic_under_a_seed(name):
 
 
 def test_public_api_lists_spaces():
-    assert set(searchkd.list_spaces()) >= {"nb201", "resnet_cifar"}
+    assert set(searchkd.list_spaces()) >= {"nb201", "resnet_cifar", "bert-tiny", "bert-small", "bert-base"}
     assert searchkd.get_space("nb201").name == "nb201"
