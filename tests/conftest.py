@@ -16,6 +16,23 @@ except ImportError:  # pragma: no cover
     pass
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``gpu`` tests skip, saying why, where torch sees no CUDA device."""
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu:
+        return
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        cuda = False
+    if not cuda:
+        skip = pytest.mark.skip(reason="gpu test: torch.cuda.is_available() is False on this machine")
+        for item in gpu:
+            item.add_marker(skip)
+
+
 def shared_file(rel: str) -> Path:
     """A file of ../shared/data. Missing: a failure under CI (which always has ../shared, so
     the ground-truth checks can never be skipped there); elsewhere a skip saying where it was
