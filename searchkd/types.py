@@ -189,15 +189,10 @@ class SearchResult:
             raise SearchKDError(f"not a searchkd result ({type(e).__name__}: {e})") from None
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
-        """Write ``result.json`` atomically (a temp file renamed over the target)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        """Write ``result.json`` atomically, as strict JSON (:func:`searchkd.io.write_json`)."""
+        from searchkd.io import write_json
+
+        write_json(path, self.to_dict())
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> "SearchResult":

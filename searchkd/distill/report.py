@@ -70,14 +70,13 @@ def plot_verify(report: dict[str, Any], path: str | Path) -> bool:
     """Proxy score vs KD accuracy, one colour per role (hollow markers: without the teacher).
     Returns False when matplotlib is not installed (the JSON report is complete without it)."""
     try:
-        import matplotlib
+        from searchkd.orchestrate.plots import agg_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        fig = agg_figure(figsize=(6.4, 4.6), dpi=120)
     except ImportError:
         return False
     students = [s for s in report["students"] if s.get("score") is not None and s.get("kd_accuracy") is not None]
-    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
+    ax = fig.add_subplot()
     for role, colour in _COLOURS.items():
         rows = [s for s in students if s["role"] == role]
         if not rows:
@@ -103,5 +102,4 @@ def plot_verify(report: dict[str, Any], path: str | Path) -> bool:
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return True

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -28,6 +27,7 @@ from torch import nn
 from searchkd.distill.augment import random_crop_flip
 from searchkd.distill.losses import ICKD, ickd_loss, kd_loss, sp_loss
 from searchkd.errors import SearchKDError
+from searchkd.io import write_json
 
 __all__ = ["TrainConfig", "Images", "train_model", "evaluate"]
 
@@ -152,31 +152,27 @@ def _steps_per_epoch(n: int, batch_size: int) -> list[tuple[int, int]]:
 
 
 class _Progress:
-    """A line per epoch (and an updating bar within it) on a TTY, or a callback per epoch."""
+    """A callback per epoch, and searchkd's one bar (:class:`searchkd.progress.Progress`,
+    only on a terminal) with a line per finished epoch."""
 
     def __init__(self, progress: Any, label: str, epochs: int, steps: int) -> None:
+        from searchkd.progress import Progress
+
         self.callback = progress if callable(progress) else None
-        # Auto: only on a terminal (the CONTRACT: quiet when stdout is not a TTY); drawn on stderr.
-        self.tty = (progress is True) or (progress is None and sys.stderr.isatty() and sys.stdout.isatty())
-        self.label, self.epochs, self.steps = label, epochs, steps
-        self.last = 0.0
+        self.label, self.epochs = label, epochs
+        self.bar = Progress(steps, label, enabled=False if progress is False else None)
 
     def step(self, epoch: int, i: int, loss: Callable[[], float]) -> None:
-        now = time.perf_counter()
-        if not self.tty or now - self.last < 0.5:
-            return
-        self.last = now
-        done = int(20 * (i + 1) / self.steps)
-        sys.stderr.write(f"\r{self.label} epoch {epoch}/{self.epochs} [{'#' * done}{'.' * (20 - done)}] loss {loss():.3f}")
-        sys.stderr.flush()
+        if self.bar.enabled:  # loss() syncs the device: only when drawn
+            self.bar.desc = f"{self.label} epoch {epoch}/{self.epochs}"
+            self.bar.moveto(i + 1, loss=loss())
 
     def epoch_end(self, record: dict[str, Any]) -> None:
         if self.callback is not None:
             self.callback({"label": self.label, **record})
-        if self.tty:
-            sys.stderr.write(f"\r{self.label} epoch {record['epoch']}/{self.epochs} loss {record['loss']:.3f} "
-                             f"train {record['train_acc']:.1f}% {record['seconds']:.1f}s\033[K\n")
-            sys.stderr.flush()
+        self.bar.line(f"{self.label} epoch {record['epoch']}/{self.epochs} loss {record['loss']:.3f} "
+                      f"train {record['train_acc']:.1f}% {record['seconds']:.1f}s")
+        self.bar.n = 0
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
@@ -319,5 +315,5 @@ def train_model(model: nn.Module, train: Images, *, config: TrainConfig, teacher
            "images_per_s": images / done_seconds if done_seconds > 0 else None,
            "history": history, "resumed_from": resumed_from}
     if ckpt is not None:
-        (ckpt / "final.json").write_text(json.dumps({**out, "meta": meta_json}, indent=1))
+        write_json(ckpt / "final.json", {**out, "meta": meta_json}, indent=1)
     return out
