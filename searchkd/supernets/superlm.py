@@ -39,7 +39,7 @@ from searchkd.errors import SearchKDError
 from searchkd.io import atomic_path, read_json, write_json
 from searchkd.progress import Progress
 from searchkd.spaces._bert_net import BertNet, extract
-from searchkd.spaces.bert import BertArch, BertSpace
+from searchkd.spaces.bert import BertArch, BertSpace, parse_arch
 
 __all__ = ["SuperLM", "SuperLMConfig", "relation_loss", "relations", "RELATION_LOSSES"]
 
@@ -152,17 +152,53 @@ class SuperLM:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, partial(_lr_factor, warm=c.warmup_steps, total=c.steps))
         self.step = 0
+        self.init_id: str | None = None  # fingerprint of the weights a standalone started from
         self._rng: dict[str, Any] | None = None  # the dropout stream between calls of train()
         self._archs = [space.decode(v) for v in np.ndindex(*space.bounds())]
 
+    @classmethod
+    def standalone(cls, space: str | BertSpace, arch: str | BertArch, teacher_qkv: TeacherQKV | None, *,
+                   teacher: str, config: SuperLMConfig | None = None, init: BertNet | None = None,
+                   device: str | torch.device | None = None) -> "SuperLM":
+        """A plain student ``arch`` of ``space`` trained by the same loop: a SuperLM over the
+        one-arch sub-space ``{space.name}/{arch}`` (same vocabulary), whose only subnet is the
+        whole net, so :meth:`train`, checkpoints, :meth:`score` and :meth:`load` serve it as is.
+
+        Args:
+            init: a :class:`BertNet` of exactly ``arch``'s shape to start from (e.g. the weights
+                it inherits from a trained SuperLM, ``lm.extract(arch)``; a pooler is ignored);
+                None: BERT's random initialisation, seeded by ``config.seed``. A checkpoint
+                records a fingerprint of it and is resumed only from the same ``init``.
+        """
+        if isinstance(space, str):
+            from searchkd.spaces import get_space
+
+            space = get_space(space)
+        if not isinstance(space, BertSpace):
+            raise SearchKDError(f"a SuperLM needs a BERT space, got {getattr(space, 'name', space)!r}")
+        a = arch if isinstance(arch, BertArch) else parse_arch(arch, space.name)
+        one = BertSpace(layers=[a.layers], hidden=[a.hidden], heads=[a.heads], ratios=[a.ratio], name=f"{space.name}/{a}",
+                        vocab_size=space.vocab_size, max_position=space.max_position, type_vocab=space.type_vocab)
+        lm = cls(one, teacher_qkv, teacher=teacher, config=config, device=device)
+        if init is not None:
+            mine = lm.net.state_dict()
+            theirs = {k: v for k, v in init.state_dict().items() if not k.startswith("pooler.")}
+            if theirs.keys() != mine.keys() or any(theirs[k].shape != mine[k].shape for k in mine):
+                raise SearchKDError(f"standalone {a}: the initial weights are of another shape ({init.config.shape})")
+            lm.net.load_state_dict(theirs)
+            lm.init_id = _fingerprint(*(theirs[k] for k in sorted(theirs)))
+        return lm
+
     # ---- subnets ----------------------------------------------------------------------------
     def sandwich(self, step: int) -> list[BertArch]:
-        """The subnets of ``step``: largest, smallest, two others drawn from ``(seed, step)``."""
+        """The subnets of ``step``: largest, smallest, two others drawn from ``(seed, step)``,
+        each once (a space of fewer than 4 archs gives fewer)."""
         big, small = str(self.space.largest()), str(self.space.smallest())
         middle = [a for a in self._archs if a not in (big, small)]
         rng = np.random.default_rng([self.config.seed, 7, step])
         picks = rng.choice(len(middle), size=min(2, len(middle)), replace=False)
-        return [self.space.arch(a) for a in (big, small, *(middle[int(i)] for i in picks))]
+        # dict.fromkeys: a one-arch space (a standalone student) trains its arch once a step
+        return [self.space.arch(a) for a in dict.fromkeys((big, small, *(middle[int(i)] for i in picks)))]
 
     def extract(self, arch: str | BertArch) -> BertNet:
         """A standalone encoder of ``arch`` with the supernet's sliced weights."""
@@ -273,7 +309,7 @@ class SuperLM:
         return {"format": "searchkd-superlm/1", "space": self.space.name, "grid": [list(c) for c in self.space.choices],
                 "vocab_size": self.space.vocab_size, "max_position": self.space.max_position,
                 "type_vocab": self.space.type_vocab, "teacher": self.teacher, "config": asdict(self.config),
-                "step": self.step, "data": data_id}
+                "step": self.step, "data": data_id, "init": self.init_id}
 
     def _save(self, ckpt: Path, data_id: str, rng: dict[str, Any] | None) -> None:
         ckpt.mkdir(parents=True, exist_ok=True)
@@ -308,6 +344,7 @@ class SuperLM:
         known = {f.name for f in fields(SuperLMConfig)}
         lm = cls(space, teacher_qkv, teacher=teacher, config=SuperLMConfig(**{k: v for k, v in meta["config"].items() if k in known}),
                  device=device)
+        lm.init_id = meta.get("init")
         lm._load(ckpt)
         return lm
 
@@ -315,7 +352,8 @@ class SuperLM:
 def _check_meta(saved: dict[str, Any], mine: dict[str, Any], ckpt: Path, *, data: bool) -> None:
     if saved.get("format") != mine["format"]:
         raise SearchKDError(f"{ckpt} holds no SuperLM checkpoint of this format")
-    for key, what in (("space", "sub-space"), ("grid", "grid"), ("vocab_size", "vocabulary"), ("teacher", "teacher")):
+    for key, what in (("space", "sub-space"), ("grid", "grid"), ("vocab_size", "vocabulary"), ("teacher", "teacher"),
+                      ("init", "initial weights")):
         if saved.get(key) != mine[key]:
             raise SearchKDError(f"{ckpt} belongs to another {what} ({saved.get(key)!r}, not {mine[key]!r}); "
                                 "use another directory")
@@ -338,9 +376,9 @@ def _check_data(ids: Any, mask: Any, space: BertSpace, batch_size: int) -> tuple
     return ids.long(), mask.long()
 
 
-def _fingerprint(ids: torch.Tensor, mask: torch.Tensor) -> str:
+def _fingerprint(*tensors: torch.Tensor) -> str:
     h = hashlib.sha1()
-    for t in (ids, mask):
+    for t in tensors:
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()

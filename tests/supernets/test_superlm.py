@@ -227,3 +227,39 @@ def test_cuda_bf16_step():
     out = lm.train(ids, mask)
     assert out["step"] == 3 and all(np.isfinite(out["history"]))
     assert lm.score("L1-H24-A2-R1.0", ids, mask) > 0
+
+
+def test_sandwich_dedupes_a_one_arch_space():
+    arch = "L2-H24-A2-R1.0"
+    lm = SuperLM.standalone(toy_space(), arch, Teacher(), teacher="toy", config=config(), device="cpu")
+    assert lm.space.name == f"toy/{arch}" and lm.space.vocab_size == VOCAB
+    assert all([str(a) for a in lm.sandwich(s)] == [arch] for s in range(5))
+    two = BertSpace(layers=(1, 2), hidden=(24,), heads=(2,), ratios=(1.0,), name="two", vocab_size=VOCAB, max_position=16)
+    assert [str(a) for a in SuperLM(two, None, teacher="x", config=config()).sandwich(0)] == ["L2-H24-A2-R1.0",
+                                                                                             "L1-H24-A2-R1.0"]
+
+
+def test_standalone_from_inherited_weights_starts_at_the_supernets_loss(tmp_path):
+    ids, mask = data(32, seed=0)
+    held = data(16, seed=1)
+    lm = SuperLM(toy_space(), Teacher(), teacher="toy", config=config(steps=4), device="cpu")
+    lm.train(ids, mask)
+    arch = "L2-H24-A4-R1.0"
+    one = SuperLM.standalone(lm.space, arch, Teacher(), teacher="toy", config=config(steps=3), init=lm.extract(arch),
+                             device="cpu")
+    assert one.score(arch, *held) == pytest.approx(lm.score(arch, *held), rel=1e-6)
+    calls = Teacher()
+    one.teacher_qkv = calls
+    out = one.train(ids, mask, out_dir=tmp_path / "s")
+    assert out["step"] == 3 and calls.calls == 3  # one teacher call and one subnet a step
+    assert one.score(arch, *held) != pytest.approx(lm.score(arch, *held), rel=1e-6)
+    # a checkpoint remembers the weights it started from
+    again = SuperLM.standalone(lm.space, arch, Teacher(), teacher="toy", config=config(steps=3),
+                               init=lm.extract(arch), device="cpu")
+    assert again.train(ids, mask, out_dir=tmp_path / "s")["history"] == []
+    with pytest.raises(SearchKDError, match="initial weights"):
+        SuperLM.standalone(lm.space, arch, Teacher(), teacher="toy", config=config(steps=3)).train(
+            ids, mask, out_dir=tmp_path / "s")
+    assert SuperLM.load(tmp_path / "s", Teacher(), teacher="toy").score(arch, *held) == one.score(arch, *held)
+    with pytest.raises(SearchKDError, match="another shape"):
+        SuperLM.standalone(lm.space, "L1-H24-A4-R1.0", None, teacher="toy", init=lm.extract(arch))
