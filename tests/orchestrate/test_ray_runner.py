@@ -85,6 +85,7 @@ def test_a_trial_that_fails_once_is_retried(tmp_path):
     assert (tmp_path / "ray" / "trials.jsonl").read_text() == (tmp_path / "local" / "trials.jsonl").read_text()
 
 
+@pytest.mark.slow  # four searches: the heaviest of the module
 def test_sweep_runs_each_search_as_a_trial(tmp_path, capsys):
     gt = tmp_path / "gt.csv"
     space = ToySpace()
@@ -111,12 +112,14 @@ def test_split_chunks_keeps_order():
     assert split_chunks(list("ab"), 5) == [["a"], ["b"]]
 
 
+@pytest.mark.slow  # stops and restarts Ray
 def test_unreachable_address_is_a_one_line_error(ray_down):
     with pytest.raises(SearchKDError, match="cannot reach the Ray cluster") as e:
         connect("127.0.0.1:1")
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow  # starts, stops and restarts Ray
 def test_a_setup_failure_shuts_down_the_ray_the_runner_started(ray_down, monkeypatch):
     import ray
 
@@ -142,6 +145,7 @@ def _trials_without_times(path: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
+@pytest.mark.slow  # builds resnet56 on every worker
 def test_the_real_evaluator_on_ray_workers_matches_a_local_run(tmp_path, monkeypatch, one_thread):
     # the workers get the EvaluatorFactory: they must find the data the driver named by a
     # path relative to its cwd, and rebuild the same teacher from its seed (one torch thread
