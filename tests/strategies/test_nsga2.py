@@ -76,3 +76,30 @@ def test_pymoo_only_imported_by_nsga2():
     code = "import sys, searchkd.strategies, searchkd.orchestrate; print(any(m.startswith('pymoo') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_rescore_reranks_the_population_and_steers_the_next_parents():
+    # rescore needs pymoo's algorithm.random_state (pymoo >= 0.6.1.6, the floor in pyproject)
+    space = ToySpace()
+    s = NSGA2Search(space, rng(0), population=12)
+    for _ in range(3):
+        archs = s.ask(12)
+        s.tell(archs, [toy_record(a)["scores"]["toy"] for a in archs])
+    flipped = lambda a: -toy_record(a)["scores"]["toy"]  # noqa: E731  the opposite objective
+    s.rescore(flipped)
+    assert s.best() == max(s._told, key=flipped)
+    pop = [s._decode(x) for x in s.algorithm.pop.get("X")]
+    ranked = s.algorithm.pop.get("rank")
+    assert flipped(pop[int(np.argmin(ranked))]) == max(flipped(a) for a in pop)
+
+
+def test_offspring_never_repeat_a_told_arch():
+    s = NSGA2Search(ToySpace(n=2, k=5), rng(1), population=6)
+    told: set[str] = set()
+    while len(told) < 25:
+        archs = s.ask(6)
+        if 25 - len(told) >= 6:  # while the space has a generation's worth left, nothing repeats
+            assert not set(archs) & told and len(set(archs)) == 6
+        told |= set(archs)
+        s.tell(archs, [toy_record(a)["scores"]["toy"] for a in archs])
+    assert len(told) == 25
