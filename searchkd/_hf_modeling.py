@@ -16,8 +16,9 @@ How: ``BertSelfAttention.forward`` only reads ``attention_head_size`` (to split 
 projections into heads), ``scaling`` and the Q/K/V modules; it never assumes
 ``num_heads × head_size == hidden_size``. Its ``__init__`` does (it refuses a ``hidden_size``
 that the heads do not divide and sizes Q/K/V ``hidden → hidden``), and so does
-``BertSelfOutput``'s dense layer. So :class:`SearchKDBertModel` builds the stock model with
-one head per layer (a shape every hidden size allows), then swaps in, per layer, a
+``BertSelfOutput``'s dense layer. So :class:`SearchKDBertModel` (and
+:class:`SearchKDBertForSequenceClassification`, to fine-tune a student on a task) builds the
+stock model with one head per layer (a shape every hidden size allows), then swaps in, per layer, a
 :class:`SearchKDBertSelfAttention` (``BertSelfAttention``'s own ``__init__``, run on a view
 of the config whose ``hidden_size`` is the Q/K/V width, with Q/K/V re-made to read
 ``hidden_size``) and a ``heads × head_size → hidden`` attention output dense. Encoders only:
@@ -32,9 +33,10 @@ from typing import Any, Iterator
 from torch import nn
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
-from transformers.models.bert.modeling_bert import BertModel, BertSelfAttention
+from transformers.models.bert.modeling_bert import BertForSequenceClassification, BertModel, BertSelfAttention
 
-__all__ = ["SearchKDBertConfig", "SearchKDBertModel", "SearchKDBertSelfAttention", "MODEL_TYPE"]
+__all__ = ["SearchKDBertConfig", "SearchKDBertModel", "SearchKDBertForSequenceClassification", "SearchKDBertSelfAttention",
+           "MODEL_TYPE"]
 
 MODEL_TYPE = "searchkd_bert"
 
@@ -93,6 +95,14 @@ class SearchKDBertSelfAttention(BertSelfAttention):
         self.value = nn.Linear(config.hidden_size, self.all_head_size)
 
 
+def _widen_attention(encoder: nn.Module, config: SearchKDBertConfig) -> None:
+    """Give every layer of a BertEncoder built with one head per layer its real attention."""
+    for layer in encoder.layer:
+        old = layer.attention.self
+        layer.attention.self = SearchKDBertSelfAttention(config, is_causal=old.is_causal, layer_idx=old.layer_idx)
+        layer.attention.output.dense = nn.Linear(config.all_head_size, config.hidden_size)
+
+
 class SearchKDBertModel(BertModel):
     """``BertModel`` whose self-attention is :class:`SearchKDBertSelfAttention` (see the module docstring)."""
 
@@ -101,8 +111,17 @@ class SearchKDBertModel(BertModel):
     def __init__(self, config: SearchKDBertConfig, add_pooling_layer: bool = True) -> None:
         with _fields(config, num_attention_heads=1):  # a shape BertSelfAttention accepts; replaced below
             super().__init__(config, add_pooling_layer=add_pooling_layer)
-        for layer in self.encoder.layer:
-            old = layer.attention.self
-            layer.attention.self = SearchKDBertSelfAttention(config, is_causal=old.is_causal, layer_idx=old.layer_idx)
-            layer.attention.output.dense = nn.Linear(config.all_head_size, config.hidden_size)
+        _widen_attention(self.encoder, config)
         self.post_init()  # BERT's initialisation for the replaced modules too
+
+
+class SearchKDBertForSequenceClassification(BertForSequenceClassification):
+    """``BertForSequenceClassification`` on a :class:`SearchKDBertModel`, to fine-tune a student."""
+
+    config_class = SearchKDBertConfig
+
+    def __init__(self, config: SearchKDBertConfig) -> None:
+        with _fields(config, num_attention_heads=1):
+            super().__init__(config)
+        _widen_attention(self.bert.encoder, config)
+        self.post_init()

@@ -10,22 +10,28 @@ Two parameterisations, chosen by the shape:
 (a) **stock BERT**, when the shape is one a ``BertConfig`` can hold: Q/K/V width
     ``heads × head_dim`` equal to ``hidden`` (then ``hidden % heads == 0`` too), e.g.
     ``L6-H384-A12-R4.0``. ``model_type`` "bert", ``architectures`` ["BertModel"]: no custom
-    code, loadable by anything that reads BERT (sentence-transformers, ONNX/TEI exporters,
-    transformers 4 and 5).
+    code, loadable by anything that reads BERT (sentence-transformers, ONNX exporters …).
 (b) **searchkd_bert**, for every other shape, e.g. ``L4-H128-A9-R2.0`` (9 heads of 10 = 90-wide
     Q/K/V beside a 128-wide hidden state): :mod:`searchkd._hf_modeling` copied into the
-    directory as ``modeling_searchkd_bert.py`` — transformers' ``BertModel`` with one more config
-    field, ``attention_head_size`` — and ``auto_map`` pointing at it, so that
+    directory as ``modeling_searchkd_bert.py`` — transformers' ``BertModel`` (and
+    ``BertForSequenceClassification``, to fine-tune the student) with one more config field,
+    ``attention_head_size`` — and ``auto_map`` pointing at it, so that
     ``AutoModel.from_pretrained(dir, trust_remote_code=True)`` loads it where searchkd is not
     installed (transformers 5 needed). Where it is, :func:`register_hf` registers the same
-    classes with ``AutoConfig``/``AutoModel``, after which no ``trust_remote_code`` is needed.
+    classes with ``AutoConfig``/``AutoModel``/``AutoModelForSequenceClassification``, after
+    which no ``trust_remote_code`` is needed. ``AutoTokenizer.from_pretrained(dir)`` reads
+    config.json too: it wants the same ``trust_remote_code=True`` or :func:`register_hf`
+    (without either, transformers asks before running the directory's code, or falls back to
+    the tokenizer_config.json alone where it cannot ask).
 
 The stock route is the default wherever it applies (there is no switch): a student that plain
 BERT can hold is worth more as plain BERT, and nothing is gained by asking its users to run
 code from a directory. :func:`load_exported`, searchkd's own loader, never runs a directory's
-code: it calls :func:`register_hf` and loads with searchkd's installed copy of the classes.
+code (``trust_remote_code=False``): it calls :func:`register_hf` and loads with searchkd's
+installed copy of the classes, the code that was tested with this searchkd.
 
-A directory holds ``config.json`` (float32), ``model.safetensors``, the tokenizer files when a
+A directory holds ``config.json`` (``dtype`` float32: transformers 5's name for
+``torch_dtype``), ``model.safetensors``, the tokenizer files when a
 ``tokenizer_dir`` was given, ``modeling_searchkd_bert.py`` for (b), and ``searchkd.json``: the
 arch, space, teacher id, searchkd and transformers versions, the route, the shape and whether
 the pooler was trained. A student without a pooler (a SuperLM's subnets have none) gets the
@@ -68,13 +74,16 @@ def is_stock_bert(shape: Any) -> bool:
 
 def register_hf() -> None:
     """Register ``searchkd_bert`` (:mod:`searchkd._hf_modeling`) with transformers'
-    ``AutoConfig`` and ``AutoModel``; calling it again changes nothing."""
-    from transformers import AutoConfig, AutoModel
+    ``AutoConfig``, ``AutoModel`` and ``AutoModelForSequenceClassification``; calling it again
+    changes nothing."""
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-    from searchkd._hf_modeling import MODEL_TYPE, SearchKDBertConfig, SearchKDBertModel
+    from searchkd import _hf_modeling as m
 
-    AutoConfig.register(MODEL_TYPE, SearchKDBertConfig, exist_ok=True)
-    AutoModel.register(SearchKDBertConfig, SearchKDBertModel, exist_ok=True)
+    AutoConfig.register(m.MODEL_TYPE, m.SearchKDBertConfig, exist_ok=True)
+    AutoModel.register(m.SearchKDBertConfig, m.SearchKDBertModel, exist_ok=True)
+    AutoModelForSequenceClassification.register(m.SearchKDBertConfig, m.SearchKDBertForSequenceClassification,
+                                                exist_ok=True)
 
 
 def export_student(net_or_superlm: Any, arch: str, out_dir: str | Path, *, space: str,
@@ -224,9 +233,10 @@ def _hf_model(c: Any, weights: dict[str, Any], stock: bool) -> Any:
     else:
         from searchkd._hf_modeling import SearchKDBertConfig as Config, SearchKDBertModel as Model
 
-        kwargs.update(attention_head_size=s.head_dim,
-                      auto_map={"AutoConfig": f"{MODELING_FILE[:-3]}.{Config.__name__}",
-                                "AutoModel": f"{MODELING_FILE[:-3]}.{Model.__name__}"})
+        kwargs.update(attention_head_size=s.head_dim, auto_map={
+            auto: f"{MODELING_FILE[:-3]}.{name}" for auto, name in (
+                ("AutoConfig", "SearchKDBertConfig"), ("AutoModel", "SearchKDBertModel"),
+                ("AutoModelForSequenceClassification", "SearchKDBertForSequenceClassification"))})
     config = Config(**kwargs)
     config.architectures = [Model.__name__]
     with torch.random.fork_rng(devices=[]):

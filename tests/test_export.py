@@ -123,15 +123,19 @@ sys.modules["searchkd"] = None
 import torch, transformers
 model = transformers.AutoModel.from_pretrained({str(out)!r}, trust_remote_code=True).eval()
 assert type(model).__name__ == "SearchKDBertModel" and "searchkd." not in type(model).__module__, type(model)
-tok = transformers.AutoTokenizer.from_pretrained({str(out)!r}, trust_remote_code=True)
-assert tok("hello world")["input_ids"] == [2, 5, 6, 3]
+for trust in (True, None):  # None: transformers cannot ask (stdin closed), reads tokenizer_config.json alone
+    tok = transformers.AutoTokenizer.from_pretrained({str(out)!r}, trust_remote_code=trust)
+    assert tok("hello world")["input_ids"] == [2, 5, 6, 3]
+clf = transformers.AutoModelForSequenceClassification.from_pretrained({str(out)!r}, trust_remote_code=True, num_labels=3)
+assert type(clf).__name__ == "SearchKDBertForSequenceClassification"
 b = torch.load({str(tmp_path / "batch.pt")!r})
 with torch.no_grad():
     o = model(input_ids=b["ids"], attention_mask=b["mask"])
 torch.save({{"last": o.last_hidden_state, "pooled": o.pooler_output}}, {str(tmp_path / "out.pt")!r})
 """
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                         stdin=subprocess.DEVNULL)
     assert run.returncode == 0, run.stderr[-3000:]
     theirs = torch.load(tmp_path / "out.pt")
     with torch.no_grad():
@@ -155,6 +159,16 @@ def test_custom_shape_loads_without_remote_code_after_register_hf(custom_export)
     assert_same(net, load_exported(out))
     assert transformers.AutoTokenizer.from_pretrained(out)("world")["input_ids"] == [2, 6, 3]
 
+    from searchkd._hf_modeling import SearchKDBertForSequenceClassification
+
+    clf, info = transformers.AutoModelForSequenceClassification.from_pretrained(out, num_labels=3,
+                                                                                output_loading_info=True)
+    assert type(clf) is SearchKDBertForSequenceClassification
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight"] and not info["unexpected_keys"]
+    assert_same(net, clf.bert.eval())
+    ids, mask = padded_batch()
+    assert clf.eval()(input_ids=ids, attention_mask=mask).logits.shape == (3, 3)
+
 
 def test_superlm_subnet_and_sliced_bertnet(tmp_path):
     from searchkd.supernets.superlm import SuperLM
@@ -175,6 +189,16 @@ def test_superlm_subnet_and_sliced_bertnet(tmp_path):
     big = student("L2-H36-A12-R2.0")  # a BertNet larger than the arch is sliced like a supernet
     out = export_student(big, "L1-H24-A12-R2.0", tmp_path / "sliced", space="toy", tokenizer_dir=None)
     assert_same(big, load_exported(out), active=parse_arch("L1-H24-A12-R2.0").shape())
+
+
+def test_a_float64_student_is_written_in_float32(tmp_path):
+    from safetensors.torch import load_file
+
+    net = student(CUSTOM).double()
+    out = export_student(net, CUSTOM, tmp_path / "s", space="toy", tokenizer_dir=None)
+    assert {t.dtype for t in load_file(out / "model.safetensors").values()} == {torch.float32}
+    model = load_exported(out)
+    assert_same(net.float(), model)
 
 
 def leftovers(parent: Path) -> list[str]:
