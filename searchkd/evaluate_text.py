@@ -22,8 +22,11 @@ from searchkd.errors import SearchKDError
 __all__ = ["TEXT_PROXIES", "DEFAULT_SUPERNET_STEPS", "HELD_OUT", "text_split", "superlm_config", "ensure_superlm",
            "TextScorer", "check_text_config", "export_search_best"]
 
-#: the proxies a text (BERT) student can be scored with
-TEXT_PROXIES = ("superlm", "params", "flops")
+#: the proxies a text (BERT) student can be scored with: the SuperLM, two training-free
+#: teacher-aware ones (DisWOT's relation term on sentence embeddings, the capacity-gap law)
+#: and size
+TEXT_PROXIES = ("superlm", "diswot_relation", "capacity_gap", "params", "flops")
+_NEEDS_TEACHER = ("superlm", "diswot_relation", "capacity_gap")
 #: SuperLM training steps when the search gives none (AutoDistil trains 10k on GPUs; a CPU default)
 DEFAULT_SUPERNET_STEPS = 300
 #: held-out fraction of the text: the SuperLM trains on the rest and scores on it
@@ -105,8 +108,18 @@ def ensure_superlm(config: Any, out_dir: str | Path, *, progress: bool | None = 
 
 
 class TextScorer:
-    """Scores BERT students of one text space: ``superlm`` (−held-out relation loss inside the
-    SuperLM at ``eval_config.supernet``), ``params`` and ``flops`` (the space's exact cost)."""
+    """Scores BERT students of one text space.
+
+    * ``superlm``: −held-out relation loss inside the SuperLM at ``eval_config.supernet``
+      (AutoDistil; forward only).
+    * ``diswot_relation``: DisWOT's relation term (Dong et al. 2023) on text, training-free:
+      the randomly initialised student (the students' seed) and the teacher embed one batch
+      of held-out rows; each side's B×B Gram of masked-mean sentence embeddings, rows
+      L2-normalised; −‖G_t − G_s‖²_F / B². Sentence embeddings stand in for the CNN's feature
+      maps, so teacher and student widths need not match.
+    * ``capacity_gap``: the capacity-gap law (Zhang et al. 2023) against the teacher's size.
+    * ``params`` / ``flops``: the space's exact cost (millions; FLOPs per token).
+    """
 
     def __init__(self, config: Any, space: Any) -> None:
         from searchkd.evaluate import resolve_device
@@ -115,29 +128,65 @@ class TextScorer:
         self.seconds: dict[str, float] = {}
         self.nonfinite: dict[str, int] = {}
         self.lm = None
+        self.device = resolve_device(config.device)
+        if not any(p in _NEEDS_TEACHER for p in config.proxies):
+            return
+        teacher = _teacher(config.teacher, config.teacher_weights, self.device)
+        self.teacher_params = teacher.info.params
+        _, held = text_split(config.data, teacher, config.seed)
         if "superlm" in config.proxies:
             from searchkd.supernets.superlm import SuperLM
 
             if config.supernet is None:
                 raise SearchKDError("the superlm proxy needs a trained SuperLM (--supernet DIR, or a search trains one)")
-            device = resolve_device(config.device)
-            teacher = _teacher(config.teacher, config.teacher_weights, device)
-            self.lm = SuperLM.load(config.supernet, _qkv(teacher), teacher=teacher.info.id, device=device)
-            _, held = text_split(config.data, teacher, config.seed)
-            self.held = held.tensors(range(len(held)))
+            self.lm = SuperLM.load(config.supernet, _qkv(teacher), teacher=teacher.info.id, device=self.device)
+            self.held = held.tensors(range(len(held)), self.device)
+        if "diswot_relation" in config.proxies:
+            from searchkd.proxies.diswot import relation_gram
+
+            self.batch = held.batch(min(config.batch_size, len(held)), seed=config.seed, device=self.device)
+            self.teacher_gram = relation_gram(teacher.features(*self.batch).embedding)
+
+    def _relation(self, arch: str) -> float:
+        import torch
+
+        from searchkd.proxies.diswot import relation_gram
+        from searchkd.text_teachers import mean_pool
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)  # the students' stream (see searchkd.seeds)
+            net = self.space.build(arch, num_classes=2).to(self.device).eval()
+        with torch.no_grad():
+            emb = mean_pool(net.forward_features(*self.batch), self.batch[1])
+        g = relation_gram(emb)
+        return -float(((self.teacher_gram - g) ** 2).sum()) / g.shape[0] ** 2
 
     def score_archs(self, archs: Sequence[str]) -> list[dict[str, Any]]:
+        from searchkd.proxies.capacity_gap import gap_penalty
+
         t0 = time.perf_counter()
-        losses = self.lm.score_many(list(archs), *self.held) if self.lm is not None else [0.0] * len(archs)
-        if self.lm is not None:
+        losses = self.lm.score_many(list(archs), *self.held) if self.lm is not None else None
+        if losses is not None:
             self.seconds["superlm"] = self.seconds.get("superlm", 0.0) + time.perf_counter() - t0
-        per_arch = (time.perf_counter() - t0) / max(1, len(archs))
         out = []
-        for arch, loss in zip(archs, losses):
+        for k, arch in enumerate(archs):
+            t1 = time.perf_counter()
             cost = self.space.cost(arch)
-            values = {"superlm": -float(loss), "params": float(cost["params"]), "flops": float(cost["flops"])}
-            out.append({"arch": arch, "scores": {p: values[p] for p in self.config.proxies}, **cost,
-                        "seconds": per_arch})
+            scores: dict[str, float] = {}
+            for p in self.config.proxies:
+                t2 = time.perf_counter()
+                if p == "superlm":
+                    scores[p] = -float(losses[k])
+                elif p == "diswot_relation":
+                    scores[p] = self._relation(arch)
+                elif p == "capacity_gap":
+                    scores[p] = gap_penalty(self.teacher_params, cost["params"] * 1e6)
+                else:
+                    scores[p] = float(cost[p])
+                if p != "superlm":
+                    self.seconds[p] = self.seconds.get(p, 0.0) + time.perf_counter() - t2
+            share = 0.0 if losses is None else (time.perf_counter() - t0 if k == 0 else 0.0)
+            out.append({"arch": arch, "scores": scores, **cost, "seconds": time.perf_counter() - t1 + share})
         return out
 
 
