@@ -30,8 +30,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from torch import nn
 from huggingface_hub.dataclasses import strict
+from torch import nn
 from transformers import BertConfig
 from transformers.models.bert.modeling_bert import BertForSequenceClassification, BertModel, BertSelfAttention
 
@@ -54,8 +54,8 @@ class SearchKDBertConfig(BertConfig):
             self.attention_head_size = self.hidden_size // self.num_attention_heads
         super().__post_init__(**kwargs)
 
-    def validate_attention_head_size(self) -> None:
-        """Part of transformers' ``@strict`` validation."""
+    def validate_searchkd_bert(self) -> None:
+        """Part of transformers' ``@strict`` validation: a positive head size, an encoder."""
         if not (isinstance(self.attention_head_size, int) and self.attention_head_size >= 1):
             raise ValueError(f"attention_head_size must be a positive int, got {self.attention_head_size!r}")
         if self.is_decoder or self.add_cross_attention:
@@ -69,7 +69,8 @@ class SearchKDBertConfig(BertConfig):
 
 @contextmanager
 def _fields(config: BertConfig, **values: Any) -> Iterator[None]:
-    """Some of ``config``'s fields set to ``values`` for the ``with`` block, restored after."""
+    """Some of ``config``'s fields set to ``values`` for the ``with`` block, restored after (the
+    block is the constructor of a module of the model that owns ``config``)."""
     saved = {k: getattr(config, k) for k in values}
     try:
         for k, v in values.items():

@@ -323,3 +323,24 @@ def test_teacher_tokenizer_files_are_copied(tmp_path):
     text = ["Distillation finds students.", "a b"]
     ours = transformers.AutoTokenizer.from_pretrained(out)(text)["input_ids"]
     assert ours == transformers.AutoTokenizer.from_pretrained(src)(text)["input_ids"]
+
+
+def test_searchkd_bert_with_the_stock_head_size_is_bert():
+    from searchkd._hf_modeling import SearchKDBertConfig, SearchKDBertModel
+
+    kwargs = dict(vocab_size=VOCAB, hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48)
+    torch.manual_seed(0)
+    bert = transformers.BertModel(transformers.BertConfig(**kwargs)).eval()
+    ours = SearchKDBertModel(SearchKDBertConfig(**kwargs)).eval()  # attention_head_size defaults to 24 // 4
+    assert ours.config.attention_head_size == 6
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in bert.state_dict().items()}
+    # the replaced attention modules get BERT's initialisation like the rest
+    assert 0.015 < float(ours.encoder.layer[0].attention.output.dense.weight.detach().std()) < 0.025
+    ours.load_state_dict(bert.state_dict())
+    ids, mask = padded_batch()
+    with torch.no_grad():
+        a, b = bert(input_ids=ids, attention_mask=mask), ours(input_ids=ids, attention_mask=mask)
+    torch.testing.assert_close(a.last_hidden_state, b.last_hidden_state, atol=0, rtol=0)
+    for bad in (dict(attention_head_size=0), dict(is_decoder=True)):
+        with pytest.raises(Exception, match="positive int|encoder"):
+            SearchKDBertConfig(**kwargs, **bad)
