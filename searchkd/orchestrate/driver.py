@@ -36,7 +36,7 @@ import numpy as np
 from searchkd import __version__
 from searchkd.errors import SearchKDError
 from searchkd.orchestrate import trials as tlog
-from searchkd.orchestrate.local import EvaluatorFactory, LocalRunner, eval_config
+from searchkd.orchestrate.local import MAX_FAILURES, EvaluatorFactory, LocalRunner, eval_config
 from searchkd.progress import Progress
 from searchkd.orchestrate.objective import Objectives, pareto_front
 from searchkd.strategies.base import fitness_key
@@ -142,7 +142,7 @@ def run_search(
     ray_address: str | None = None,
     cpus_per_trial: float = 1,
     gpus_per_trial: float = 0,
-    max_failures: int = 2,
+    max_failures: int = MAX_FAILURES,
     evaluator: Callable[[], Callable[[Sequence[str]], list[dict[str, Any]]]] | None = None,
     space: Any = None,
     plots: bool = True,

@@ -8,7 +8,10 @@ from typing import Any, Callable, Generator, Sequence
 
 from searchkd.types import SearchConfig
 
-__all__ = ["LocalRunner", "EvaluatorFactory", "eval_config"]
+__all__ = ["LocalRunner", "EvaluatorFactory", "eval_config", "MAX_FAILURES"]
+
+#: retries of a failed Ray Tune trial, for a search's chunks and a sweep's searches alike
+MAX_FAILURES = 2
 
 Records = list[dict[str, Any]]
 

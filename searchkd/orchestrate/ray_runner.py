@@ -30,6 +30,7 @@ import uuid
 from typing import Any, Callable, Generator, Sequence
 
 from searchkd.errors import SearchKDError
+from searchkd.orchestrate.local import MAX_FAILURES
 
 __all__ = ["RayRunner", "connect", "split_chunks"]
 
@@ -126,7 +127,7 @@ class RayRunner:
     """
 
     def __init__(self, factory: Callable[[], Any], *, address: str | None = None, cpus_per_trial: float = 1,
-                 gpus_per_trial: float = 0, max_failures: int = 2, parallel: int | None = None) -> None:
+                 gpus_per_trial: float = 0, max_failures: int = MAX_FAILURES, parallel: int | None = None) -> None:
         if cpus_per_trial <= 0 or gpus_per_trial < 0:
             raise SearchKDError(f"cpus_per_trial must be > 0 and gpus_per_trial ≥ 0 (got {cpus_per_trial}, {gpus_per_trial})")
         self.factory = factory

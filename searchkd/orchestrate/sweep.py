@@ -46,13 +46,13 @@ from typing import Any, Callable
 from searchkd.bench import read_ground_truth
 from searchkd.errors import SearchKDError
 from searchkd.io import dumps, write_rows
+from searchkd.orchestrate.local import MAX_FAILURES
 from searchkd.types import SearchConfig, SearchResult
 
 __all__ = ["run_sweep", "load_sweep", "best_objective", "SWEEP_KEYS", "MAX_FAILURES"]
 
 SWEEP_KEYS = ("out", "ground_truth", "column", "cpus_per_trial", "gpus_per_trial", "max_failures", "search", "grid")
 #: retries of a failed Ray Tune trial: the default of a sweep's searches and of ``search --runner ray``
-MAX_FAILURES = 2
 
 
 def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
