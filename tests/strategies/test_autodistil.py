@@ -1,0 +1,121 @@
+"""The AutoDistil search end to end through the driver: a SuperLM trained by the search (or
+reused), subnets scored inside it, the best exported as a Hugging Face directory."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchkd.errors import SearchKDError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test_text_teachers import WORDS, need, write_tokenizer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def text_setup(tmp_path_factory):
+    """A 2-layer hf teacher (hidden 32) and prose of its own words."""
+    need("transformers")
+    import torch
+    from transformers import BertConfig, BertModel
+
+    root = tmp_path_factory.mktemp("autodistil")
+    tdir = root / "teacher"
+    tdir.mkdir()
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        vocab_size=write_tokenizer(tdir), max_position_embeddings=128, attn_implementation="eager")
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(tdir)
+    g = np.random.default_rng(0)
+    paragraphs = [" ".join(" ".join(g.choice(WORDS, size=8)).capitalize() + "." for _ in range(5)) for _ in range(40)]
+    (root / "prose.txt").write_text("\n\n".join(paragraphs) + "\n")
+    return {"teacher": f"hf:{tdir}", "data": f"text:{root / 'prose.txt'}", "root": root}
+
+
+def _search(setup, out, **kw):
+    from searchkd import api
+
+    opts = dict(space="bert-tiny", strategy="autodistil", budget=4, teacher=setup["teacher"], data=setup["data"],
+                batch_size=4, supernet_steps=2, device="cpu", out=str(out), progress=False)
+    opts.update(kw)
+    return api.search(**opts)
+
+
+@pytest.fixture(scope="module")
+def searched(text_setup):
+    return _search(text_setup, text_setup["root"] / "run")
+
+
+def test_search_trains_a_superlm_scores_subnets_and_exports_the_best(text_setup, searched, one_thread):
+    import torch
+
+    from searchkd.export import load_exported
+    from searchkd.spaces import get_space
+
+    out = text_setup["root"] / "run"
+    r = searched
+    assert r.config["proxy"] == "superlm" and r.trials == 4
+    trials = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines()]
+    assert r.best.arch == max(trials, key=lambda t: t["scores"]["superlm"])["arch"]
+    assert all(t["scores"]["superlm"] < 0 for t in trials)  # a relation loss, negated
+    saved = json.loads((out / "supernet" / "config.json").read_text())
+    assert saved["step"] == 2 and saved["space"] == "bert-tiny"
+    assert json.loads((out / "result.json").read_text())["student"] == str(out / "student")
+    model = load_exported(out / "student")
+    ids = torch.tensor([[2, 40, 41, 3, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert hidden.shape == (1, 5, get_space("bert-tiny").arch(r.best.arch).hidden)
+
+
+def test_reused_supernet_gives_the_same_scores_and_is_not_retrained(text_setup, searched, tmp_path, one_thread):
+    first = text_setup["root"] / "run"
+    r = _search(text_setup, tmp_path / "again", supernet=str(first / "supernet"), supernet_steps=None)
+    assert not (tmp_path / "again" / "supernet").exists()
+    a = {json.loads(x)["arch"]: json.loads(x)["scores"] for x in (first / "trials.jsonl").read_text().splitlines()}
+    b = {json.loads(x)["arch"]: json.loads(x)["scores"] for x in (tmp_path / "again" / "trials.jsonl").read_text().splitlines()}
+    assert a == b and r.best.arch == searched.best.arch
+
+
+def test_evolution_and_nsga2_search_the_same_score_source(text_setup, searched, tmp_path, one_thread):
+    sup = str(text_setup["root"] / "run" / "supernet")
+    r = _search(text_setup, tmp_path / "evo", strategy="evolution", budget=6, supernet=sup, supernet_steps=None,
+                options={"population": 3, "sample_size": 2})
+    assert r.trials == 6
+    r2 = _search(text_setup, tmp_path / "nsga", strategy="nsga2", budget=6, supernet=sup, supernet_steps=None,
+                 objectives=("superlm", "params"), options={"population": 4})
+    assert r2.trials == 6 and len(r2.pareto) >= 1
+
+
+def test_training_free_text_proxies(text_setup, one_thread):
+    from searchkd import api
+
+    rows = api.score_archs("bert-tiny", ["L4-H128-A7-R2.0", "L7-H224-A10-R3.5"], "diswot_relation,capacity_gap,params",
+                           teacher=text_setup["teacher"], data=text_setup["data"], batch_size=4, progress=False)
+    assert all(r["diswot_relation"] < 0 for r in rows)
+    assert rows[0]["params"] < rows[1]["params"]
+    # the teacher is far smaller than both: the smaller student is nearer the 2.5x optimum
+    assert rows[0]["capacity_gap"] > rows[1]["capacity_gap"]
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"space": "nb201", "proxy": "superlm", "data": "embedded"}, "BERT students"),
+    ({"proxy": "diswot"}, "does not score text students"),
+    ({"data": "embedded"}, "need text data"),
+    ({"supernet": "/nonexistent/sl"}, "no SuperLM checkpoint"),
+    ({"supernet_steps": 0}, "positive integer"),
+])
+def test_bad_input_is_refused_before_anything_is_written(text_setup, tmp_path, kw, match):
+    with pytest.raises(SearchKDError, match=match):
+        _search(text_setup, tmp_path / "bad", **kw)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_supernet_of_another_sub_space_is_refused(text_setup, searched, tmp_path):
+    with pytest.raises(SearchKDError, match="bert-tiny, not bert-small"):
+        _search(text_setup, tmp_path / "other", space="bert-small", supernet=str(text_setup["root"] / "run" / "supernet"),
+                supernet_steps=None)
