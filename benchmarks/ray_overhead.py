@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+
+from searchkd.io import write_json
 import os
 import sys
 import tempfile
@@ -64,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            "same_best": loc.best.arch == rr.best.arch,
            "best": loc.best.arch}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_json(args.out, out)
     print(json.dumps(out, indent=2))
     return 0
 

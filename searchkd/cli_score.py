@@ -24,7 +24,7 @@ def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-candidates", type=_csv, help="candidate teachers for --teacher auto")
     p.add_argument("--max-params", type=float, help="student budget in M params (used by --teacher auto)")
     p.add_argument("--teacher-weights", help="state dict of the teacher (weights_only)")
-    p.add_argument("--data", default="embedded", help="embedded, npz:PATH, cifar10:DIR, cifar100:DIR, folder:DIR")
+    p.add_argument("--data", default="embedded", help="embedded, npz:PATH, cifar10:DIR, cifar100:DIR (official batches: unpickled, trusted files only), folder:DIR; bert-*: embedded-text, text:PATH")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--combine", choices=["rank"], help="also score by the mean rank over the proxies")
 

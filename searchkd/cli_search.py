@@ -27,7 +27,8 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--objectives", default="proxy", help="e.g. proxy or proxy,params (nsga2 takes several)")
     p.add_argument("--max-params", type=float, help="constraint: at most this many M params")
     p.add_argument("--combine", default="rank", choices=["rank"], help="how several proxies make one objective")
-    p.add_argument("--data", help="embedded, npz:PATH, cifar10:DIR, cifar100:DIR, folder:DIR; text: embedded-text, "
+    p.add_argument("--data", help="embedded, npz:PATH, cifar10:DIR, cifar100:DIR (official batches: unpickled, "
+                   "trusted files only), folder:DIR; text: embedded-text, "
                    "text:PATH (default: embedded, or embedded-text for bert-* spaces)")
     p.add_argument("--supernet", help="bert-*: a trained SuperLM directory to score with (default: train one in OUT/supernet)")
     p.add_argument("--supernet-steps", type=int, help="bert-*: SuperLM training steps (default 300)")
@@ -46,6 +47,7 @@ def register(sub: Any, common: Any) -> None:
     d.add_argument("--top", type=int, default=4, help="top-K students (default 4)")
     d.add_argument("--controls", type=int, default=4, help="random control students (default 4)")
     d.add_argument("--epochs", type=int, default=30)
+    d.add_argument("--steps", type=int, help="BERT spaces: distillation steps per student (default: the SuperLM's)")
     d.add_argument("--data", help="default: the search's data")
     d.add_argument("--teacher", help="default: the search's teacher")
     d.add_argument("--teacher-weights", help="a trained teacher's state dict (weights_only); whether it was trained "
@@ -106,7 +108,12 @@ def _cmd_distill(args: argparse.Namespace) -> int:
                       feature_losses=args.feature_losses, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       device=args.device, resume=args.resume, progress=False if args.quiet else None,
                       vanilla_best=args.vanilla_best, include=tuple(args.include), held_out=args.held_out,
-                      proxy=args.proxy)
+                      proxy=args.proxy, **({} if args.steps is None else {"steps": args.steps}))  # BERT only
+    if rep.get("kind") == "text":  # a BERT space's report (searchkd.distill.text)
+        from searchkd.distill.text import summary_lines
+
+        print("\n".join(summary_lines(rep)))
+        return 0
     print(f"teacher {rep.get('teacher', {}).get('accuracy', float('nan')):.2f} % held-out")
     for s in rep.get("students", []):
         score = s.get("score")

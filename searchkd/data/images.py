@@ -1,4 +1,9 @@
-"""Image-set loaders: ``embedded``, ``npz:PATH``, ``cifar10:DIR``, ``cifar100:DIR``, ``folder:DIR``."""
+"""Image-set loaders: ``embedded``, ``npz:PATH``, ``cifar10:DIR``, ``cifar100:DIR``, ``folder:DIR``.
+
+``cifar10:``/``cifar100:`` read the official python batches with :mod:`pickle`, which runs
+whatever code a crafted file holds: point them only at the official CIFAR download or at
+files you made yourself (trusted input). ``npz:`` is read with ``allow_pickle=False``.
+"""
 
 from __future__ import annotations
 
