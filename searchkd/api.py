@@ -217,7 +217,9 @@ def load_result(path: str) -> Any:
 
 def distill(result: str, **options: Any) -> dict[str, Any]:
     """Distil the top students of a search and verify the proxy's ranking; see
-    :func:`searchkd.distill.run_distill` for the options. Returns the ``verify.json`` report."""
-    from searchkd.distill import run_distill
+    :func:`searchkd.distill.run_distill` for the options (a BERT space's result:
+    :func:`searchkd.distill.text.run_text_distill`). Returns the ``verify.json`` report."""
+    from searchkd.distill.text import route
 
-    return run_distill(result, **options)
+    run, options = route(result, options)  # BERT spaces: searchkd.distill.text.run_text_distill
+    return run(result, **options)
