@@ -38,7 +38,7 @@ from searchkd.errors import SearchKDError
 from searchkd.io import write_json
 
 __all__ = ["run_text_distill", "mapped_cosine", "nn_agreement", "text_verdict", "is_text_result", "route",
-           "summary_lines", "INITS", "CONTROL_WIDEN", "MAP_ROWS"]
+           "summary_lines", "TeacherAgreement", "fit_rows", "INITS", "CONTROL_WIDEN", "MAP_ROWS"]
 
 #: where a standalone student starts: the SuperLM's sliced weights, or BERT's random init
 INITS = ("inherited", "scratch")
@@ -227,14 +227,42 @@ def _embeddings(forward: Callable[[Any, Any], Any], ids: Any, mask: Any, batch_s
     return np.concatenate(out)
 
 
-def _student_embeddings(net: Any, data: Sequence[tuple[Any, Any]], batch_size: int, device: Any) -> list[np.ndarray]:
-    was = net.training
-    net.eval()
-    try:
-        return [_embeddings(lambda i, m: net(i, m).last_hidden_state, ids, mask, batch_size, device)
-                for ids, mask in data]
-    finally:
-        net.train(was)
+class TeacherAgreement:
+    """The teacher agreement of a student's sentence embeddings (mean-pooled last hidden
+    states): :func:`mapped_cosine` with the map fitted on ``fit`` and :func:`nn_agreement`,
+    both on ``held``. The teacher's embeddings are computed once, here.
+
+    Args:
+        teacher: a :class:`~searchkd.text_teachers.TextTeacher`.
+        fit, held: ``(input_ids, attention_mask)`` of the rows that fit the map / measure.
+    """
+
+    def __init__(self, teacher: Any, fit: tuple[Any, Any], held: tuple[Any, Any], *, batch_size: int = 32,
+                 device: Any = "cpu") -> None:
+        self.fit, self.held, self.batch_size, self.device = fit, held, batch_size, device
+        self.teacher = [self._embed(lambda i, m: teacher.features(i, m).hidden, d) for d in (fit, held)]
+
+    def _embed(self, hidden: Callable[[Any, Any], Any], data: tuple[Any, Any]) -> np.ndarray:
+        return _embeddings(hidden, *data, self.batch_size, self.device)
+
+    def __call__(self, net: Any) -> dict[str, float]:
+        """``embedding_cosine`` and ``nn_agreement`` of ``net``: a :class:`BertNet` (eval mode
+        while measured) or a transformers encoder (anything with ``last_hidden_state``)."""
+        was = net.training
+        net.eval()
+        try:
+            s_fit, s_held = (self._embed(lambda i, m: net(i, attention_mask=m).last_hidden_state, d)
+                             for d in (self.fit, self.held))
+        finally:
+            net.train(was)
+        return {"embedding_cosine": mapped_cosine(s_fit, self.teacher[0], s_held, self.teacher[1]),
+                "nn_agreement": nn_agreement(s_held, self.teacher[1])}
+
+
+def fit_rows(train: Any, seed: int, rows: int = MAP_ROWS) -> tuple[Any, Any]:
+    """``(input_ids, attention_mask)`` of at most ``rows`` train rows (a seeded subset, in
+    order) that fit the embedding map."""
+    return train.tensors(np.sort(np.random.default_rng([seed, 0xE5]).permutation(len(train))[:rows]))
 
 
 def _supernet_dir(config: dict[str, Any], out_dir: Path) -> Path:
@@ -319,14 +347,11 @@ def run_text_distill(result: str | Path, *, top: int = 4, controls: int = 4, ste
 
     train, held = text_split(config.get("data") or "embedded-text", teacher, int(config.get("seed", 0)))
     train_t, held_t = train.tensors(range(len(train))), held.tensors(range(len(held)))
-    fit_rows = np.sort(np.random.default_rng([seed, 0xE5]).permutation(len(train))[:MAP_ROWS])
-    fit_t = train.tensors(fit_rows)
     archs = tops + ctl
     in_lm = lm.score_many(archs, *held_t)
     steps = int(steps or lm.config.steps)
     cfg = replace(lm.config, steps=steps, seed=seed, checkpoint_every=max(1, min(100, steps // 4)))
-    bs = cfg.batch_size
-    t_emb = [_embeddings(lambda i, m: teacher.features(i, m).hidden, ids, mask, bs, dev) for ids, mask in (fit_t, held_t)]
+    agreement = TeacherAgreement(teacher, fit_rows(train, seed), held_t, batch_size=cfg.batch_size, device=dev)
 
     report: dict[str, Any] = {
         "searchkd_version": __version__, "result": str(result_path), "kind": "text",
@@ -351,15 +376,13 @@ def run_text_distill(result: str | Path, *, top: int = 4, controls: int = 4, ste
             shutil.rmtree(ckpt)
         before = st.score(arch, *held_t)
         stats = st.train(*train_t, out_dir=ckpt, progress=progress)
-        s_train, s_held = _student_embeddings(st.net, (fit_t, held_t), bs, dev)
         cost = space.cost(arch)
         report["students"].append({
             "arch": arch, "role": "top" if k < len(tops) else "control", "rank": picked[k].rank if k < len(tops) else None,
             "score": -float(loss_in_lm), "search_score": search_scores.get(arch), "params": cost["params"],
             "flops": cost["flops"], "init": init, "steps": st.step, "steps_run": len(stats["history"]),
             "held_out_loss_before": before, "held_out_loss_after": st.score(arch, *held_t),
-            "embedding_cosine": mapped_cosine(s_train, t_emb[0], s_held, t_emb[1]),
-            "nn_agreement": nn_agreement(s_held, t_emb[1]),
+            **agreement(st.net),
             "seconds": stats["seconds"], "tokens_per_s": stats["tokens_per_s"], "checkpoint": str(ckpt)})
         report["verdict"] = text_verdict(report["students"])
         write_json(verify_json, report)  # a partial report survives a kill
