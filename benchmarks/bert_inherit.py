@@ -35,7 +35,7 @@ from benchmarks._common import OUT, machine, write_json  # noqa: E402
 def open_search(result: str, device: str):
     """(config, SuperLM, teacher, train, held) of a finished BERT search."""
     from searchkd.distill.select import read_result
-    from searchkd.distill.text import _supernet_dir
+    from searchkd.distill.text import supernet_dir
     from searchkd.evaluate_text import _qkv, _teacher, text_split
     from searchkd.supernets import SuperLM
 
@@ -43,7 +43,7 @@ def open_search(result: str, device: str):
     res, _ = read_result(path)
     config = res["config"]
     teacher = _teacher(config.get("teacher"), config.get("teacher_weights"), device)
-    lm = SuperLM.load(_supernet_dir(config, (path if path.is_dir() else path.parent).resolve()), _qkv(teacher),
+    lm = SuperLM.load(supernet_dir(config, (path if path.is_dir() else path.parent).resolve()), _qkv(teacher),
                       teacher=teacher.info.id, device=device)
     train, held = text_split(config.get("data") or "embedded-text", teacher, int(config.get("seed", 0)))
     return res, lm, teacher, train, held

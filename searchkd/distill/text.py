@@ -38,7 +38,7 @@ from searchkd.errors import SearchKDError
 from searchkd.io import write_json
 
 __all__ = ["run_text_distill", "mapped_cosine", "nn_agreement", "text_verdict", "is_text_result", "route",
-           "summary_lines", "TeacherAgreement", "fit_rows", "INITS", "CONTROL_WIDEN", "MAP_ROWS"]
+           "summary_lines", "TeacherAgreement", "fit_rows", "supernet_dir", "INITS", "CONTROL_WIDEN", "MAP_ROWS"]
 
 #: where a standalone student starts: the SuperLM's sliced weights, or BERT's random init
 INITS = ("inherited", "scratch")
@@ -169,7 +169,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                  f"{fmt(c.get('spearman_rho'), '.3f')} (n={c.get('n')}); pick beats controls: mean "
                  f"{v.get('pick_beats_controls_mean')} best {v.get('pick_beats_controls_best')}")
     lines += [f"note: {n}" for n in report.get("notes", [])]
-    return lines
+    return lines + [f"wrote {report['verify_json']}"]
 
 
 # ---- dispatch ---------------------------------------------------------------------------------
@@ -265,11 +265,12 @@ def fit_rows(train: Any, seed: int, rows: int = MAP_ROWS) -> tuple[Any, Any]:
     return train.tensors(np.sort(np.random.default_rng([seed, 0xE5]).permutation(len(train))[:rows]))
 
 
-def _supernet_dir(config: dict[str, Any], out_dir: Path) -> Path:
+def supernet_dir(config: dict[str, Any], out_dir: Path) -> Path:
+    """The SuperLM a search scored with: ``config.supernet`` (reused) or ``out_dir/supernet``."""
     d = Path(config["supernet"]) if config.get("supernet") else out_dir / "supernet"
     if not ((d / "config.json").is_file() and (d / "checkpoint.pt").is_file()):
-        raise SearchKDError(f"no SuperLM checkpoint at {d} (config.json, checkpoint.pt): run the search first, "
-                            "or give it with --supernet")
+        raise SearchKDError(f"no SuperLM checkpoint at {d} (config.json, checkpoint.pt): the search's SuperLM is "
+                            "needed to verify its picks")
     return d
 
 
@@ -329,7 +330,7 @@ def run_text_distill(result: str | Path, *, top: int = 4, controls: int = 4, ste
     config = res["config"]
     if getattr(get_space(str(config["space"])), "modality", None) != "text":
         raise SearchKDError(f"run_text_distill verifies BERT spaces; the result is from space {config['space']!r}")
-    supernet = _supernet_dir(config, out_dir)
+    supernet = supernet_dir(config, out_dir)
     dev = torch.device(resolve_device(device))
     teacher = _teacher(config.get("teacher"), config.get("teacher_weights"), dev)
     qkv = _qkv(teacher)
@@ -364,6 +365,7 @@ def run_text_distill(result: str | Path, *, top: int = 4, controls: int = 4, ste
                    "teacher's width by an affine least-squares map fitted on the train split"},
         "teacher": {"name": teacher.info.name, "id": teacher.info.id, "params": teacher.info.params / 1e6},
         "students": [], "verdict": None, "notes": notes, "complete": False,
+        "verify_json": str(out_dir / "verify.json"),
     }
     verify_json = out_dir / "verify.json"
     search_scores = {s.arch: s.score for s in picked}

@@ -129,7 +129,7 @@ def test_run_text_distill_end_to_end_and_resume(search_dir, capsys):
     assert main(["distill", "--result", str(out / "result.json"), "--top", "2", "--controls", "2", "--steps", "3",
                  "--device", "cpu", "--resume", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "superlm vs standalone loss: kendall" in printed
+    assert "superlm vs standalone loss: kendall" in printed and f"wrote {out / 'verify.json'}" in printed
     again = json.loads((out / "verify.json").read_text())["students"]
     assert [r["steps_run"] for r in again] == [0] * 4
     assert [r["held_out_loss_after"] for r in again] == [r["held_out_loss_after"] for r in rows]
