@@ -81,7 +81,7 @@ def superlm_config(config: Any, teacher: Any) -> Any:
                          relation_heads=teacher.info.heads, checkpoint_every=max(1, min(100, steps // 4)))
 
 
-def ensure_superlm(config: Any, out_dir: str | Path, *, progress: bool | None = None) -> tuple[str, dict[str, Any]]:
+def ensure_superlm(config: Any, out_dir: str | Path, progress: bool | None = None) -> tuple[str, dict[str, Any]]:
     """The SuperLM directory a search scores with: ``config.supernet`` (checked against the
     sub-space and teacher), else one trained (or resumed) in ``out_dir/supernet``.
 

@@ -181,11 +181,7 @@ def run_search(
     if runner not in ("local", "ray"):
         raise SearchKDError(f"unknown runner {runner!r} (local, ray)")
     supernet = None
-    if evaluator is None and "superlm" in config.proxies:
-        from searchkd.evaluate_text import ensure_superlm
-
-        supernet, _ = ensure_superlm(config, out, progress=progress)
-    factory = evaluator if evaluator is not None else EvaluatorFactory(replace(eval_config(config), supernet=supernet))
+    factory = evaluator if evaluator is not None else EvaluatorFactory(eval_config(config))
     if runner == "ray":
         from searchkd.orchestrate.ray_runner import RayRunner
 
@@ -194,6 +190,11 @@ def run_search(
     else:
         run = LocalRunner(factory)
     try:
+        if evaluator is None and "superlm" in config.proxies:  # train (one Tune trial on Ray) or reuse a SuperLM
+            from searchkd.evaluate_text import ensure_superlm
+
+            supernet, _ = run.run_once(ensure_superlm, config, str(out.resolve()), progress if runner == "local" else False)
+            run.factory = EvaluatorFactory(replace(eval_config(config), supernet=supernet))
         out.mkdir(parents=True, exist_ok=True)
         tlog.write_json(out / tlog.CONFIG, {"searchkd_version": __version__, "config": config.to_dict()})
         tlog.cut_torn_tail(out / tlog.TRIALS, good)

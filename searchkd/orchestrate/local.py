@@ -66,6 +66,10 @@ class LocalRunner:
             self._evaluate = self.factory()
         return list(self._evaluate(list(archs)))
 
+    def run_once(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, here (the Ray runner runs it as one Tune trial)."""
+        return fn(*args)
+
     def drive(self, steps: Generator[list[str], Records, Any]) -> Any:
         """Run the driver loop to its end, evaluating each batch here; its return value."""
         try:

@@ -115,6 +115,13 @@ def _evaluate_chunk(config: dict[str, Any], factory: Callable[[], Any], token: s
     tune.report({"records": json.dumps(records), "n": len(records)})
 
 
+def _call_trial(config: dict[str, Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """The Tune trainable of :meth:`RayRunner.run_once`: one call, its JSON result reported."""
+    from ray import tune
+
+    tune.report({"value": json.dumps(fn(*args))})
+
+
 class RayRunner:
     """Evaluates the driver's batches as Ray Tune trials (one trial per chunk of a batch).
 
@@ -178,6 +185,23 @@ class RayRunner:
                 raise SearchKDError(str(err).strip().splitlines()[-1])
             raise RuntimeError(f"a Ray Tune trial failed after {self.max_failures} retries: {err}")
         return searcher.value
+
+    def run_once(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` as one Tune trial with this runner's resources (a supernet's training,
+        with ``gpus_per_trial``); its result must be JSON-friendly and comes back through JSON."""
+        from ray import tune
+
+        trainable = tune.with_resources(tune.with_parameters(_call_trial, fn=fn, args=args), self.resources)
+        tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(num_samples=1, trial_dirname_creator=_trial_dirname),
+                           run_config=tune.RunConfig(storage_path=self._storage, name=f"once-{uuid.uuid4().hex[:8]}",
+                                                     verbose=0, failure_config=tune.FailureConfig(max_failures=self.max_failures)))
+        result = tuner.fit()[0]
+        if result.error is not None:
+            err = result.error
+            if isinstance(err, SearchKDError) or "SearchKDError" in str(err):
+                raise SearchKDError(str(err).strip().splitlines()[-1].split("SearchKDError: ")[-1])
+            raise RuntimeError(f"a Ray Tune trial failed after {self.max_failures} retries: {err}")
+        return json.loads(result.metrics["value"])
 
     def close(self) -> None:
         if self._started:

@@ -163,3 +163,16 @@ def test_the_real_evaluator_on_ray_workers_matches_a_local_run(tmp_path, monkeyp
     loc, ray_ = (_trials_without_times(Path(d) / "trials.jsonl") for d in ("local", "ray"))
     assert len(loc) == 8 and len({r["arch"] for r in loc}) == 8
     assert ray_ == loc
+
+
+def test_run_once_is_one_trial_on_a_worker_and_errors_stay_one_line():
+    import os
+
+    runner = RayRunner(toy_factory)
+    try:
+        value, pid = runner.run_once(_toy_search.square_pid, 7)
+        assert value == 49 and pid != os.getpid()  # ran in a Tune trial, not here
+        with pytest.raises(SearchKDError, match="^bad value 3$"):
+            runner.run_once(_toy_search.refuse, 3)
+    finally:
+        runner.close()

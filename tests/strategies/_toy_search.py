@@ -94,3 +94,16 @@ def rng(seed: int = 0) -> np.random.Generator:
 def toy_factory_for(config: Any) -> Any:
     """A sweep's evaluator_factory: the same fake objective for every search."""
     return toy_factory
+
+
+def square_pid(x: int) -> list[int]:
+    """A trial's work for the run-once tests: the square, and the process it ran in."""
+    import os
+
+    return [x * x, os.getpid()]
+
+
+def refuse(x: int) -> None:
+    from searchkd.errors import SearchKDError
+
+    raise SearchKDError(f"bad value {x}")
