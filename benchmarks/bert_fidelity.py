@@ -42,13 +42,13 @@ def quantile_archs(space, n: int) -> list[str]:
     return [archs[i] for i in idx]
 
 
-def fidelity(space, teacher, train, held, archs: list[str], *, loss: str, steps: int, batch_size: int, seed: int,
-             device, work: Path) -> dict:
+def fidelity(space, teacher, train, held, archs: list[str], *, loss: str, steps: int, batch_size: int, lr: float,
+             seed: int, device, work: Path) -> dict:
     from searchkd.evaluate_text import _qkv
     from searchkd.supernets import SuperLM, SuperLMConfig
 
     qkv = _qkv(teacher)
-    cfg = SuperLMConfig(steps=steps, batch_size=batch_size, loss=loss, relation_heads=teacher.info.heads, seed=seed,
+    cfg = SuperLMConfig(steps=steps, batch_size=batch_size, lr=lr, loss=loss, relation_heads=teacher.info.heads, seed=seed,
                         checkpoint_every=max(1, min(100, steps // 4)))
     train_t, held_t = train.tensors(range(len(train))), held.tensors(range(len(held)))
     lm = SuperLM(space, qkv, teacher=teacher.info.id, config=cfg, device=device)
@@ -85,11 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="embedded-text")
     ap.add_argument("--steps", type=int, default=300, help="SuperLM steps, and each standalone's (default 300)")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=4e-5, help="AdamW peak lr, linear decay to 0 (default 4e-5, AutoDistil's)")
     ap.add_argument("--loss", default="both", choices=("minilmv2", "autodistil", "both"))
     ap.add_argument("--archs", type=int, default=8, help="subnets at evenly spaced params quantiles (default 8)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--work", help="checkpoints (default runs/bert_fidelity/<space>-s<steps>-b<batch>-seed<seed>)")
+    ap.add_argument("--work", help="checkpoints (default runs/bert_fidelity/<space>-s<steps>-b<batch>-lr<lr>-seed<seed>)")
     ap.add_argument("--out", default=str(OUT / "bert_fidelity.json"))
     args = ap.parse_args(argv)
 
@@ -103,14 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     train, held = text_split(args.data, teacher, args.seed)
     space = get_space(args.space)
     archs = quantile_archs(space, args.archs)
-    work = Path(args.work or ROOT / "runs" / "bert_fidelity" / f"{args.space}-s{args.steps}-b{args.batch_size}-seed{args.seed}")
+    key = f"{args.space}-s{args.steps}-b{args.batch_size}-lr{args.lr:g}-seed{args.seed}"
+    work = Path(args.work or ROOT / "runs" / "bert_fidelity" / key)
     losses = ("minilmv2", "autodistil") if args.loss == "both" else (args.loss,)
     results = {loss: fidelity(space, teacher, train, held, archs, loss=loss, steps=args.steps,
-                              batch_size=args.batch_size, seed=args.seed, device=device, work=work) for loss in losses}
+                              batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device, work=work) for loss in losses}
     tau = {k: v["kendall"] for k, v in results.items()}
     out = {"command": "python benchmarks/bert_fidelity.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "space": args.space, "teacher": teacher.info.name, "teacher_id": teacher.info.id, "data": args.data,
-           "n_train": len(train), "n_held_out": len(held), "steps": args.steps, "batch_size": args.batch_size,
+           "n_train": len(train), "n_held_out": len(held), "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
            "seed": args.seed, "device": device, "archs": archs, "target_kendall": 0.6, "kendall": tau,
            "best_loss": max(tau, key=lambda k: -np.inf if tau[k] is None or not np.isfinite(tau[k]) else tau[k]),
            "results": results, "seconds": time.perf_counter() - t0, "machine": machine()}
