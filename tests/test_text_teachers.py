@@ -10,27 +10,7 @@ import pytest
 from searchkd.errors import SearchKDError
 
 
-def need(module: str):
-    """Import an ``nlp``-extra module; missing: skipped here, a failure under CI (which installs it)."""
-    try:
-        return __import__(module)
-    except ImportError:
-        message = f"{module} is not installed (pip install searchkd[nlp])"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-WORDS = "the a is of to and in it that sentence python statement value".split()
-
-
-def write_tokenizer(d) -> int:
-    """A WordPiece vocabulary that spells any lower-case ASCII word; returns its size."""
-    chars = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()-")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *("##" + c for c in chars), *WORDS]
-    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    (d / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": True}))
-    return len(vocab)
+from _text import WORDS, need, write_tokenizer  # noqa: E402,F401  (shared with the other text tests)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_text_teachers import WORDS, need, write_tokenizer  # noqa: E402
+from _text import write_text_setup  # noqa: E402
 
 from searchkd import api  # noqa: E402
 from searchkd.cli import main  # noqa: E402
@@ -53,25 +53,13 @@ def test_nn_agreement_equals_a_brute_force_loop():
 def search_dir(tmp_path_factory):
     """A finished tiny BERT search: a 2-layer hf teacher, prose of its own words, a SuperLM of a
     16-arch grid named bert-tiny trained 4 steps, and the superlm score of every arch."""
-    need("transformers")
-    from transformers import BertConfig, BertModel
-
     from searchkd.evaluate_text import _qkv, text_split
     from searchkd.spaces.bert import BertSpace
     from searchkd.supernets import SuperLM, SuperLMConfig
     from searchkd.text_teachers import load_text_teacher
 
     root = tmp_path_factory.mktemp("text-search")
-    tdir = root / "teacher"
-    tdir.mkdir()
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                        vocab_size=write_tokenizer(tdir), max_position_embeddings=128, attn_implementation="eager")
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(tdir)
-    g = np.random.default_rng(0)
-    paragraphs = [" ".join(" ".join(g.choice(WORDS, size=8)).capitalize() + "." for _ in range(6)) for _ in range(100)]
-    (root / "prose.txt").write_text("\n\n".join(paragraphs) + "\n")
-
+    tdir, prose = write_text_setup(root, paragraphs=160, sentences=6)
     teacher = load_text_teacher(f"hf:{tdir}")
     out = root / "search"
     cfg = {"space": "bert-tiny", "proxy": "superlm", "strategy": "autodistil", "budget": 16, "seed": 0,

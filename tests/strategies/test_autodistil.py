@@ -13,27 +13,15 @@ import pytest
 from searchkd.errors import SearchKDError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_text_teachers import WORDS, need, write_tokenizer  # noqa: E402
+from _text import write_text_setup  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def text_setup(tmp_path_factory):
     """A 2-layer hf teacher (hidden 32) and prose of its own words."""
-    need("transformers")
-    import torch
-    from transformers import BertConfig, BertModel
-
     root = tmp_path_factory.mktemp("autodistil")
-    tdir = root / "teacher"
-    tdir.mkdir()
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                        vocab_size=write_tokenizer(tdir), max_position_embeddings=128, attn_implementation="eager")
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(tdir)
-    g = np.random.default_rng(0)
-    paragraphs = [" ".join(" ".join(g.choice(WORDS, size=8)).capitalize() + "." for _ in range(5)) for _ in range(40)]
-    (root / "prose.txt").write_text("\n\n".join(paragraphs) + "\n")
-    return {"teacher": f"hf:{tdir}", "data": f"text:{root / 'prose.txt'}", "root": root}
+    tdir, prose = write_text_setup(root, paragraphs=40)
+    return {"teacher": f"hf:{tdir}", "data": f"text:{prose}", "root": root}
 
 
 def _search(setup, out, **kw):
