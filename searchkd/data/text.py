@@ -217,6 +217,18 @@ def _pack(docs: list[list[str]], counts: Iterator[int], budget: int) -> list[str
     return rows
 
 
+def _unique_sentences(docs: list[list[str]]) -> list[list[str]]:
+    """Each sentence once (its first occurrence): a sentence repeated in the text (Python's
+    docs repeat boilerplate) would otherwise fall on both sides of a train/held-out split."""
+    seen: set[str] = set()
+    out = []
+    for d in docs:
+        kept = [s for s in d if not (s in seen or seen.add(s))]
+        if kept:
+            out.append(kept)
+    return out
+
+
 def load_text(spec: str, tokenizer: Any, max_length: int = 128, pack: bool = True) -> TextSet:
     """Read a text ``--data`` spec and tokenise it into fixed-length rows (see the module doc).
 
@@ -226,6 +238,8 @@ def load_text(spec: str, tokenizer: Any, max_length: int = 128, pack: bool = Tru
             :class:`~searchkd.text_teachers.TextTeacher` (its tokenizer is used).
         max_length: tokens per row, special tokens included.
         pack: share rows between consecutive sentences of a document; else one sentence a row.
+
+    Repeated sentences are kept once, so no held-out row shares a sentence with a train row.
     """
     from searchkd.text_teachers import TextTeacher
 
@@ -233,6 +247,7 @@ def load_text(spec: str, tokenizer: Any, max_length: int = 128, pack: bool = Tru
     if max_length < 8:
         raise SearchKDError(f"max length must be at least 8 tokens, got {max_length}")
     docs, name = read_documents(spec)
+    docs = _unique_sentences(docs)
     sentences = [s for d in docs for s in d]
     if pack:
         counts = tokenizer(sentences, add_special_tokens=False)["input_ids"]

