@@ -177,7 +177,9 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
     if proxy is None:
         proxy = default_proxy(space, strategy)
     if options.get("data") is None:  # the space's kind of default data
-        options["data"] = "embedded-text" if _is_text_space(space) else "embedded"
+        options["data"] = default_data(space)
+    if out is None and _is_text_space(space):
+        raise SearchKDError(f"a {space} search needs out= (its SuperLM and the exported student are written there)")
     config = SearchConfig.from_dict({"space": space, "proxy": proxy, "strategy": strategy, "budget": budget,
                                      "seed": seed, **options})
     kw = dict(resume=resume, runner=runner, ray_address=ray_address, cpus_per_trial=cpus_per_trial,
@@ -198,6 +200,11 @@ def default_proxy(space: str, strategy: str) -> str:
     if getattr(cls, "default_proxy", None):
         return cls.default_proxy
     return "superlm" if _is_text_space(space) else "diswot"
+
+
+def default_data(space: str) -> str:
+    """The data a space is scored on when none is named: ``embedded`` images, or ``embedded-text``."""
+    return "embedded-text" if _is_text_space(space) else "embedded"
 
 
 def _is_text_space(space: str) -> bool:

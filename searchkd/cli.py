@@ -21,8 +21,18 @@ class _Parser(argparse.ArgumentParser):
         raise SearchKDError(f"{self.prog.split(' ', 1)[-1] if ' ' in self.prog else 'usage'}: {message}")
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+_seed.__name__ = "non-negative integer"  # argparse names the type in its one-line error
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, a non-negative integer (default 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -24,7 +24,7 @@ def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-candidates", type=_csv, help="candidate teachers for --teacher auto")
     p.add_argument("--max-params", type=float, help="student budget in M params (used by --teacher auto)")
     p.add_argument("--teacher-weights", help="state dict of the teacher (weights_only)")
-    p.add_argument("--data", default="embedded", help="embedded, npz:PATH, cifar10:DIR, cifar100:DIR (official batches: unpickled, trusted files only), folder:DIR; bert-*: embedded-text, text:PATH")
+    p.add_argument("--data", help="default: embedded, or embedded-text for bert-* spaces; embedded, npz:PATH, cifar10:DIR, cifar100:DIR (official batches: unpickled, trusted files only), folder:DIR; bert-*: embedded-text, text:PATH")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--combine", choices=["rank"], help="also score by the mean rank over the proxies")
 
@@ -109,7 +109,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         raise SearchKDError(f"--batch-size must be positive, got {args.batch_size}")
     space = api.get_space(args.space)
     archs = _archs(args, space)
-    rows = api.score_archs(args.space, archs, args.proxy, teacher=resolve_teacher_arg(args), data=args.data,
+    rows = api.score_archs(args.space, archs, args.proxy, teacher=resolve_teacher_arg(args), data=args.data or api.default_data(args.space),
                            batch_size=args.batch_size, seed=args.seed, device=args.device, combine=args.combine,
                            teacher_weights=args.teacher_weights, progress=False if args.quiet else None)
     cols = ["arch", *args.proxy, *(["rank"] if args.combine else []), "params", "flops"]
@@ -124,10 +124,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_correlation(args: argparse.Namespace) -> int:
+    from searchkd import api
     from searchkd.bench import correlation
 
     _check_out(args.out, (".json",))
-    res = correlation(args.space, args.proxy, args.ground_truth, args.column, sample=args.sample, data=args.data,
+    res = correlation(args.space, args.proxy, args.ground_truth, args.column, sample=args.sample,
+                      data=args.data or api.default_data(args.space),
                       batch_size=args.batch_size, teacher=resolve_teacher_arg(args), seed=args.seed, device=args.device,
                       combine=args.combine, out=args.out, progress=False if args.quiet else None)
     print(f"{'proxy':<24} {'kendall':>8} {'spearman':>9} {'pearson':>8} {'s/arch':>8}   (n={res['n']}, {args.column})")

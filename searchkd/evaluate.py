@@ -65,6 +65,10 @@ class Evaluator:
         from searchkd.spaces import get_space
 
         self.space = get_space(self.config.space)
+        if self.text:
+            from searchkd.evaluate_text import check_text_proxies
+
+            check_text_proxies(self.config.proxies, self.space)
         self.specs = [] if self.text else [get_proxy(p) for p in self.config.proxies]
 
     @property

@@ -33,12 +33,17 @@ DEFAULT_SUPERNET_STEPS = 300
 HELD_OUT = 0.1
 
 
-def check_text_config(config: Any, space: Any) -> None:
-    """Bad input of a text search, before anything is written."""
-    bad = [p for p in config.proxies if p not in TEXT_PROXIES]
+def check_text_proxies(proxies: Sequence[str], space: Any) -> None:
+    """:class:`SearchKDError` for a proxy that does not score text students."""
+    bad = [p for p in proxies if p not in TEXT_PROXIES]
     if bad:
         raise SearchKDError(f"proxy {bad[0]!r} does not score text students of {space.name} "
                             f"(text proxies: {', '.join(TEXT_PROXIES)})")
+
+
+def check_text_config(config: Any, space: Any) -> None:
+    """Bad input of a text search, before anything is written."""
+    check_text_proxies(config.proxies, space)
     if config.supernet_steps is not None and (not isinstance(config.supernet_steps, int) or config.supernet_steps < 1):
         raise SearchKDError(f"--supernet-steps must be a positive integer, got {config.supernet_steps!r}")
     if config.supernet is not None and not (Path(config.supernet) / "config.json").is_file():
@@ -47,6 +52,13 @@ def check_text_config(config: Any, space: Any) -> None:
 
     if not is_text_data(config.data):
         raise SearchKDError(f"{space.name} students need text data (embedded-text or text:PATH), got {config.data!r}")
+
+
+def split_seed(config: Any) -> int:
+    """The seed of a search's text split: the proxies' seed (``proxy_seed``, else ``seed``), as
+    the scorer's :class:`~searchkd.evaluate.EvalConfig` carries it, so that the SuperLM trains
+    and scores on the two sides of one split."""
+    return config.seed if getattr(config, "proxy_seed", None) is None else config.proxy_seed
 
 
 def text_split(data: str, teacher: Any, seed: int) -> tuple[Any, Any]:
@@ -89,14 +101,20 @@ def ensure_superlm(config: Any, out_dir: str | Path, progress: bool | None = Non
     from searchkd.evaluate import resolve_device
     from searchkd.supernets.superlm import SuperLM
 
+    from searchkd.io import read_json
+    from searchkd.supernets.superlm import _fingerprint
+
     device = resolve_device(config.device)
     teacher = _teacher(config.teacher, config.teacher_weights, device)
+    train, _ = text_split(config.data, teacher, split_seed(config))
     if config.supernet is not None:
         lm = SuperLM.load(config.supernet, _qkv(teacher), teacher=teacher.info.id, device=device)
         if lm.space.name != config.space:
             raise SearchKDError(f"--supernet {config.supernet} was trained for {lm.space.name}, not {config.space}")
+        if read_json(Path(config.supernet) / "config.json").get("data") != _fingerprint(*train.tensors(range(len(train)))):
+            raise SearchKDError(f"--supernet {config.supernet} was trained on other text or another train/held-out "
+                                "split (--data, --seed): its scores would be measured on rows it trained on")
         return str(Path(config.supernet).resolve()), {"source": "reused", "step": lm.step}
-    train, _ = text_split(config.data, teacher, config.seed)
     target = Path(out_dir).resolve() / "supernet"
     lm = SuperLM(config.space, _qkv(teacher), teacher=teacher.info.id, config=superlm_config(config, teacher),
                  device=device)
@@ -203,7 +221,11 @@ def export_search_best(config: Any, supernet: str, arch: str, out_dir: str | Pat
 
     target = Path(out_dir) / "student"
     marker = target / "searchkd.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("arch") == arch:
+    try:
+        same = marker.is_file() and json.loads(marker.read_text()).get("arch") == arch
+    except (OSError, ValueError, AttributeError):
+        same = False  # a damaged export is replaced
+    if same:
         return target
     if target.exists():
         import shutil

@@ -37,10 +37,12 @@ def stream_seed(seed: int, stream: str, *extra: int) -> int:
     and of every other stream; ``extra`` integers refine it (e.g. an arch's hash)."""
     import numpy as np
 
+    from searchkd.errors import SearchKDError
+
     if stream not in STREAMS:
         raise ValueError(f"unknown seed stream {stream!r} ({', '.join(STREAMS)})")
     if int(seed) < 0:
-        raise ValueError(f"a seed must be a non-negative integer, got {seed}")
+        raise SearchKDError(f"a seed must be a non-negative integer, got {seed}")
     words = np.random.SeedSequence([int(seed), STREAMS[stream], *map(int, extra)]).generate_state(1, dtype=np.uint32)
     return int(words[0]) & 0x7FFFFFFF
 

@@ -36,7 +36,7 @@ import numpy as np
 from searchkd import __version__
 from searchkd.errors import SearchKDError
 from searchkd.orchestrate import trials as tlog
-from searchkd.orchestrate.local import MAX_FAILURES, EvaluatorFactory, LocalRunner, eval_config
+from searchkd.orchestrate.local import MAX_FAILURES, EvaluatorFactory, LocalRunner, absolute_config, eval_config
 from searchkd.progress import Progress
 from searchkd.orchestrate.objective import Objectives, pareto_front
 from searchkd.strategies.base import fitness_key
@@ -193,7 +193,8 @@ def run_search(
         if evaluator is None and "superlm" in config.proxies:  # train (one Tune trial on Ray) or reuse a SuperLM
             from searchkd.evaluate_text import ensure_superlm
 
-            supernet, _ = run.run_once(ensure_superlm, config, str(out.resolve()), progress if runner == "local" else False)
+            supernet, _ = run.run_once(ensure_superlm, absolute_config(config), str(out.resolve()),
+                                       progress if runner == "local" else False)
             run.factory = EvaluatorFactory(replace(eval_config(config), supernet=supernet))
         out.mkdir(parents=True, exist_ok=True)
         tlog.write_json(out / tlog.CONFIG, {"searchkd_version": __version__, "config": config.to_dict()})
@@ -202,11 +203,12 @@ def run_search(
     finally:
         run.close()
     result = _result(plan, records, time.perf_counter() - t0)
-    if supernet is not None and result.best is not None:
+    result.to_json(out / tlog.RESULT)
+    if supernet is not None and result.best is not None:  # after result.json: a failed export loses no search
         from searchkd.evaluate_text import export_search_best
 
-        result.student = str(export_search_best(config, supernet, result.best.arch, out))
-    result.to_json(out / tlog.RESULT)
+        result.student = str(export_search_best(absolute_config(config), supernet, result.best.arch, out))
+        result.to_json(out / tlog.RESULT)
     if plots and records:
         from searchkd.orchestrate.plots import plot_search
 

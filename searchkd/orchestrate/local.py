@@ -26,16 +26,36 @@ def _absolute_data(data: str) -> str:
     return data
 
 
+def _abspath(path: str | None) -> str | None:
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
+def absolute_config(config: SearchConfig) -> SearchConfig:
+    """``config`` with every path absolute (data, an ``hf:DIR`` or ``nni:FILE`` teacher or
+    space, teacher weights, a SuperLM directory): Ray Tune runs trials in other directories."""
+    from dataclasses import replace
+
+    from searchkd.spaces._nni_spec import absolute_spec
+
+    def spec(s: str | None) -> str | None:
+        if s and s.startswith("nni:"):
+            return absolute_spec(s)
+        if s and s.startswith("hf:"):
+            return "hf:" + _abspath(s[3:])
+        return s
+
+    return replace(config, space=spec(config.space), teacher=spec(config.teacher), data=_absolute_data(config.data),
+                   teacher_weights=_abspath(config.teacher_weights), supernet=_abspath(config.supernet))
+
+
 def eval_config(config: SearchConfig) -> Any:
     """The :class:`~searchkd.evaluate.EvalConfig` of a search config (paths made absolute)."""
     from searchkd.evaluate import EvalConfig
-    from searchkd.spaces._nni_spec import absolute_spec
 
-    space, teacher = (absolute_spec(s) if s and s.startswith("nni:") else s for s in (config.space, config.teacher))
-    return EvalConfig(space=space, proxies=config.proxies, teacher=teacher,
-                      teacher_weights=None if config.teacher_weights is None else os.path.abspath(config.teacher_weights),
-                      data=_absolute_data(config.data), batch_size=config.batch_size,
-                      seed=config.seed if config.proxy_seed is None else config.proxy_seed, device=config.device)
+    c = absolute_config(config)
+    return EvalConfig(space=c.space, proxies=c.proxies, teacher=c.teacher, teacher_weights=c.teacher_weights,
+                      data=c.data, batch_size=c.batch_size, seed=c.seed if c.proxy_seed is None else c.proxy_seed,
+                      device=c.device, supernet=c.supernet)
 
 
 @dataclass(frozen=True)

@@ -323,7 +323,11 @@ class SuperLM:
     def _load(self, ckpt: Path, *, data_id: str | None = None) -> None:
         meta = read_json(ckpt / "config.json")
         _check_meta(meta, self._meta(data_id), ckpt, data=data_id is not None)
-        state = torch.load(ckpt / "checkpoint.pt", map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(ckpt / "checkpoint.pt", map_location="cpu", weights_only=True)
+        except Exception as e:  # a truncated or foreign file: one line, not a traceback
+            raise SearchKDError(f"cannot read {ckpt / 'checkpoint.pt'} ({type(e).__name__}: "
+                                f"{str(e).strip().splitlines()[0][:120] if str(e).strip() else ''})") from None
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -107,3 +107,19 @@ def test_a_supernet_of_another_sub_space_is_refused(text_setup, searched, tmp_pa
     with pytest.raises(SearchKDError, match="bert-tiny, not bert-small"):
         _search(text_setup, tmp_path / "other", space="bert-small", supernet=str(text_setup["root"] / "run" / "supernet"),
                 supernet_steps=None)
+
+
+def test_a_supernet_trained_on_another_split_is_refused(text_setup, searched, tmp_path):
+    # seed 1 splits the text differently: the SuperLM's training rows would be scored
+    with pytest.raises(SearchKDError, match="another train/held-out split"):
+        _search(text_setup, tmp_path / "seed1", seed=1, supernet=str(text_setup["root"] / "run" / "supernet"),
+                supernet_steps=None)
+
+
+def test_text_proxies_are_checked_and_a_text_search_needs_an_out_dir(text_setup):
+    from searchkd import api
+
+    with pytest.raises(SearchKDError, match="does not score text students"):
+        api.score_archs("bert-tiny", ["L4-H128-A7-R2.0"], "synflow", data=text_setup["data"])
+    with pytest.raises(SearchKDError, match="needs out="):
+        api.search(space="bert-tiny", strategy="autodistil", budget=2, data=text_setup["data"])
