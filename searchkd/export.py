@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from searchkd.errors import SearchKDError
+from searchkd.errors import SearchKDError, first_line
 from searchkd.io import atomic_path, write_json
 
 __all__ = ["export_student", "load_exported", "register_hf", "is_stock_bert", "FORMAT", "META_FILE", "MODELING_FILE"]
@@ -172,7 +172,7 @@ def load_exported(path: str | Path) -> Any:
             model, info = AutoModel.from_pretrained(str(d), local_files_only=True, trust_remote_code=False,
                                                     output_loading_info=True)
     except Exception as e:  # bad JSON fields, truncated safetensors, shape mismatch, unknown model_type ...
-        raise SearchKDError(f"exported model {d}: cannot load it ({_first_line(e)})") from None
+        raise SearchKDError(f"exported model {d}: cannot load it ({first_line(e)})") from None
     bad = {k: sorted(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
     if bad:
         what = "; ".join(f"{k.replace('_', ' ')}: {', '.join(map(str, v[:3]))}{' …' if len(v) > 3 else ''}"
@@ -193,11 +193,6 @@ def _quiet() -> Iterator[None]:
     finally:
         if shown:
             hf_logging.enable_progress_bar()
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0][:160]}" if lines else type(e).__name__
 
 
 def _student(obj: Any, arch: str, shape: Any, space: str) -> Any:
@@ -270,7 +265,7 @@ def _copy_tokenizer(src: Path, dst: Path, vocab_size: int) -> None:
             AutoTokenizer.from_pretrained(str(src), local_files_only=True, trust_remote_code=False).save_pretrained(str(dst))
         tokenizer = AutoTokenizer.from_pretrained(str(dst), local_files_only=True, trust_remote_code=False)
     except Exception as e:
-        raise SearchKDError(f"export: {src} holds no usable tokenizer ({_first_line(e)})") from None
+        raise SearchKDError(f"export: {src} holds no usable tokenizer ({first_line(e)})") from None
     top = max(tokenizer.get_vocab().values(), default=-1)
     if top >= vocab_size:
         raise SearchKDError(f"export: the tokenizer of {src} has token id {top}, the student only {vocab_size} embeddings")

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from searchkd.errors import SearchKDError
+from searchkd.errors import SearchKDError, first_line
 from searchkd.teachers import HFTeacherSpec, resolve_teacher
 
 __all__ = ["TextTeacher", "TeacherInfo", "TextFeatures", "load_text_teacher", "check_hf_dir", "teacher_dir",
@@ -236,11 +236,6 @@ def _config_sha256(d: Path) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0][:160]}" if lines else type(e).__name__
-
-
 def _load_model(d: Path) -> Any:
     try:
         import transformers
@@ -252,7 +247,7 @@ def _load_model(d: Path) -> Any:
     try:
         model = transformers.AutoModel.from_pretrained(str(d), local_files_only=True)
     except Exception as e:  # unknown model_type, corrupt safetensors, shape mismatch ...
-        raise SearchKDError(f"hf:{d}: cannot load the model ({_first_line(e)})") from None
+        raise SearchKDError(f"hf:{d}: cannot load the model ({first_line(e)})") from None
     finally:
         if bar:
             hf_logging.enable_progress_bar()
@@ -268,7 +263,7 @@ def _load_tokenizer(d: Path, vocab_size: int) -> Any:
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(d), local_files_only=True)
     except Exception as e:
-        raise SearchKDError(f"hf:{d}: no usable tokenizer ({_first_line(e)})") from None
+        raise SearchKDError(f"hf:{d}: no usable tokenizer ({first_line(e)})") from None
     top = max(tokenizer.get_vocab().values(), default=-1)
     if top >= vocab_size:
         raise SearchKDError(f"hf:{d}: the tokenizer has token id {top} but the model only {vocab_size} embeddings")

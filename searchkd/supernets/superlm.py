@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from searchkd.errors import SearchKDError
+from searchkd.errors import SearchKDError, first_line
 from searchkd.io import atomic_path, read_json, write_json
 from searchkd.progress import Progress
 from searchkd.spaces._bert_net import BertNet, extract
@@ -326,8 +326,7 @@ class SuperLM:
         try:
             state = torch.load(ckpt / "checkpoint.pt", map_location="cpu", weights_only=True)
         except Exception as e:  # a truncated or foreign file: one line, not a traceback
-            raise SearchKDError(f"cannot read {ckpt / 'checkpoint.pt'} ({type(e).__name__}: "
-                                f"{str(e).strip().splitlines()[0][:120] if str(e).strip() else ''})") from None
+            raise SearchKDError(f"cannot read {ckpt / 'checkpoint.pt'} ({first_line(e)})") from None
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
