@@ -178,8 +178,9 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
         proxy = default_proxy(space, strategy)
     if options.get("data") is None:  # the space's kind of default data
         options["data"] = default_data(space)
-    if out is None and _is_text_space(space):
-        raise SearchKDError(f"a {space} search needs out= (its SuperLM and the exported student are written there)")
+    if out is None and "superlm" in str(proxy).split(","):
+        raise SearchKDError(f"a search with the superlm proxy needs out= (its SuperLM and the exported student are "
+                            f"written there)")
     config = SearchConfig.from_dict({"space": space, "proxy": proxy, "strategy": strategy, "budget": budget,
                                      "seed": seed, **options})
     kw = dict(resume=resume, runner=runner, ray_address=ray_address, cpus_per_trial=cpus_per_trial,

@@ -121,5 +121,5 @@ def test_text_proxies_are_checked_and_a_text_search_needs_an_out_dir(text_setup)
 
     with pytest.raises(SearchKDError, match="does not score text students"):
         api.score_archs("bert-tiny", ["L4-H128-A7-R2.0"], "synflow", data=text_setup["data"])
-    with pytest.raises(SearchKDError, match="needs out="):
+    with pytest.raises(SearchKDError, match="superlm proxy needs out="):
         api.search(space="bert-tiny", strategy="autodistil", budget=2, data=text_setup["data"])
