@@ -217,9 +217,7 @@ def test_bad_settings():
 
 
 @pytest.mark.gpu
-def test_cuda_bf16_step():
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
+def test_cuda_bf16_step():  # skipped without CUDA by the gpu marker (tests/conftest.py)
     ids, mask = data()
     teacher = Teacher()
     teacher.net.cuda()
