@@ -69,7 +69,7 @@ def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, chec
     """
     config = config if isinstance(config, SearchConfig) else SearchConfig.from_dict(config)
     if not isinstance(config.budget, (int, np.integer)) or isinstance(config.budget, bool) or config.budget <= 0:
-        raise SearchKDError(f"budget must be a positive number of evaluations, got {config.budget!r}")
+        raise SearchKDError(f"budget must be a positive number of evaluations (epochs for darts, sd-darts), got {config.budget!r}")
     if space is None:
         from searchkd.spaces import get_space
 
@@ -78,6 +78,9 @@ def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, chec
     from searchkd.registry import STRATEGIES
 
     strategy_cls = STRATEGIES.get(config.strategy)
+    if getattr(strategy_cls, "own_loop", False):  # a weight-sharing strategy with its own epoch loop (darts)
+        config = strategy_cls.check(config, space)
+        return Plan(config, space, strategy_cls, Objectives(("proxy",), config.proxies), 1)
     if not (isinstance(strategy_cls, type) and hasattr(strategy_cls, "ask") and hasattr(strategy_cls, "tell")):
         raise SearchKDError(f"strategy {config.strategy!r} has no ask/tell interface; it runs through its own entry point")
     if not config.proxies:
@@ -177,11 +180,13 @@ def run_search(
     plan = prepare(config, space, check_proxies=evaluator is None)
     config = plan.config
     out = Path(out_dir)
-    prior, good = _check_out_dir(out, config, resume)
+    own_loop = getattr(plan.strategy_cls, "own_loop", False)
+    prior, good = _check_out_dir(out, config, resume, getattr(plan.strategy_cls, "resume_may_change", RESUME_MAY_CHANGE),
+                                 read=not own_loop)
     if runner not in ("local", "ray"):
         raise SearchKDError(f"unknown runner {runner!r} (local, ray)")
     supernet = None
-    factory = evaluator if evaluator is not None else EvaluatorFactory(eval_config(config))
+    factory = evaluator if evaluator is not None or own_loop else EvaluatorFactory(eval_config(config))
     if runner == "ray":
         from searchkd.orchestrate.ray_runner import RayRunner
 
@@ -189,6 +194,8 @@ def run_search(
                         gpus_per_trial=gpus_per_trial, max_failures=max_failures)
     else:
         run = LocalRunner(factory)
+    if own_loop:
+        return _run_own_loop(plan, out, run, resume, progress if runner == "local" else False, t0)
     try:
         if evaluator is None and "superlm" in config.proxies:  # train (one Tune trial on Ray) or reuse a SuperLM
             from searchkd.evaluate_text import ensure_superlm
@@ -216,8 +223,28 @@ def run_search(
     return result
 
 
-def _check_out_dir(out: Path, config: SearchConfig, resume: bool) -> tuple[list[Trial], int]:
-    """The logged trials to replay; refuses (before writing anything) what cannot be resumed."""
+def _run_own_loop(plan: Plan, out: Path, run: Any, resume: bool, progress: bool | None, t0: float) -> SearchResult:
+    """A strategy with its own epoch loop (darts): its ``run`` once, here or as one Tune trial;
+    it appends one record per epoch to ``trials.jsonl``; ``best`` is the last record's arch."""
+    config = plan.config
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tlog.write_json(out / tlog.CONFIG, {"searchkd_version": __version__, "config": config.to_dict()})
+        run.run_once(plan.strategy_cls.run, absolute_config(config), str(out.resolve()), resume, progress)
+    finally:
+        run.close()
+    records, _ = tlog.read_trials(out / tlog.TRIALS, unique=False)
+    best = records[-1] if records else None
+    result = SearchResult(config=config.to_dict(), best=best, pareto=[] if best is None else [best], trials=len(records),
+                          seconds=time.perf_counter() - t0, searchkd_version=__version__, history=records)
+    result.to_json(out / tlog.RESULT)
+    return result
+
+
+def _check_out_dir(out: Path, config: SearchConfig, resume: bool, may_change: Sequence[str] = RESUME_MAY_CHANGE,
+                   read: bool = True) -> tuple[list[Trial], int]:
+    """The logged trials to replay (none unless ``read``); refuses (before writing anything)
+    what cannot be resumed: another config, except in the fields ``may_change``."""
     log, cfg = out / tlog.TRIALS, out / tlog.CONFIG
     if out.exists() and not out.is_dir():
         raise SearchKDError(f"{out} exists and is not a directory")
@@ -235,10 +262,12 @@ def _check_out_dir(out: Path, config: SearchConfig, resume: bool) -> tuple[list[
     except (KeyError, TypeError, SearchKDError) as e:
         raise SearchKDError(f"{cfg} is not a search config ({e})") from None
     new_cfg = config.to_dict()
-    diff = [k for k in new_cfg if k not in RESUME_MAY_CHANGE and old_cfg.get(k) != new_cfg[k]]
+    diff = [k for k in new_cfg if k not in may_change and old_cfg.get(k) != new_cfg[k]]
     if diff:
         shown = ", ".join(f"{k}: {old_cfg.get(k)!r} → {new_cfg[k]!r}" for k in diff)
         raise SearchKDError(f"cannot resume {out} with a different config ({shown}); use another --out")
+    if not read:
+        return [], 0
     prior, good = tlog.read_trials(log)
     if len(prior) > config.budget:
         raise SearchKDError(f"{out} already holds {len(prior)} trials, more than budget {config.budget}")

@@ -30,12 +30,14 @@ __all__ = ["TRIALS", "CONFIG", "RESULT", "read_trials", "append_trials", "write_
 TRIALS, CONFIG, RESULT = "trials.jsonl", "config.json", "result.json"
 
 
-def read_trials(path: str | os.PathLike[str]) -> tuple[list[Trial], int]:
+def read_trials(path: str | os.PathLike[str], *, unique: bool = True) -> tuple[list[Trial], int]:
     """The trials of a log and the byte length of its intact part.
+
+    ``unique`` False: an arch may come back (a supernet search logs its derived cell once per epoch).
 
     Raises:
         SearchKDError: a line other than the last is not a trial record, the ``i`` are not
-            0, 1, 2 … in order, or an arch appears twice.
+            0, 1, 2 … in order, or (``unique``) an arch appears twice.
     """
     path = Path(path)
     try:
@@ -59,7 +61,7 @@ def read_trials(path: str | os.PathLike[str]) -> tuple[list[Trial], int]:
                 break
             raise SearchKDError(f"corrupt {path}: line {n + 1} is not a trial record ({str(e)[:120]}); "
                                 "repair or remove the file, or search into a new directory") from None
-        if t.i != len(trials) or t.arch in seen:
+        if t.i != len(trials) or (unique and t.arch in seen):
             raise SearchKDError(f"corrupt {path}: line {n + 1} has i={t.i} arch {t.arch!r}, expected i={len(trials)} "
                                 "and each arch once; search into a new directory")
         if n == len(lines) - 1:  # a complete record without its newline: keep it, mend the newline later

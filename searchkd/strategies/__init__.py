@@ -6,7 +6,7 @@ when an instance is made.
 
 from __future__ import annotations
 
-from searchkd.strategies import autodistil, evolution, nsga2, random  # noqa: F401  (registration)
+from searchkd.strategies import autodistil, darts, evolution, nsga2, random, sd_darts  # noqa: F401  (registration)
 from searchkd.strategies.base import Strategy, as_objectives, fitness_key
 
 __all__ = ["Strategy", "as_objectives", "fitness_key", "get_strategy"]

@@ -1,0 +1,226 @@
+"""The epoch loop of :mod:`searchkd.strategies.darts` and :mod:`~searchkd.strategies.sd_darts`
+(private: the strategies are the interface). Imports torch."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from searchkd.distill.losses import kd_loss
+from searchkd.errors import SearchKDError, first_line
+from searchkd.io import append_jsonl, atomic_path, write_rows
+from searchkd.orchestrate import trials as tlog
+from searchkd.strategies.darts import CHECKPOINT, DartsOptions, _split, config_id, cosine_lr, data_id, write_alphas
+from searchkd.supernets.nb201_supernet import NB201Supernet
+
+__all__ = ["DartsLoop"]
+
+EVAL_BATCH = 256
+
+
+class DartsLoop:
+    """One search: data, supernet, optimizers, optional teacher and snapshots, the checkpoint."""
+
+    def __init__(self, config: Any, options: DartsOptions, out: Path, *, resume: bool = False) -> None:
+        from searchkd.data.images import to_tensors
+        from searchkd.evaluate import resolve_device
+        from searchkd.seeds import stream_seed
+        from searchkd.spaces import get_space
+
+        self.config, self.o, self.out = config, options, out
+        self.space = get_space("nb201")
+        self.device = torch.device(resolve_device(config.device))
+        train, val = _split(config)
+        self.data_id = data_id(train, val)
+        self.num_classes = max(train.num_classes, val.num_classes)
+        self.train = to_tensors(train.x, train.y, self.device)
+        self.val = to_tensors(val.x, val.y, self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stream_seed(config.seed, "student"))
+            self.model = NB201Supernet(self.num_classes, options.width, options.cells).to(self.device)
+        self.teacher = self._teacher()
+        o = options
+        self.w_opt = torch.optim.SGD(self.model.weights(), lr=o.w_lr, momentum=o.momentum, weight_decay=o.w_weight_decay)
+        self.a_opt = torch.optim.Adam([self.model.alphas], lr=o.a_lr, betas=(0.5, 0.999), weight_decay=o.a_weight_decay)
+        self.snapshots: deque[dict[str, torch.Tensor]] = deque(maxlen=o.sd_teachers)
+        self.epoch, self.seconds = 0, 0.0
+        self.records: list[dict[str, Any]] = []
+        self.alphas: list[dict[str, Any]] = [self._alpha_row(0)]
+        if resume and (out / CHECKPOINT).is_file():
+            self._load(out / CHECKPOINT)
+
+    # ---- pieces -------------------------------------------------------------------------------
+    def _teacher(self) -> Any:
+        if self.config.teacher is None:
+            return None
+        from searchkd.seeds import teacher_seed
+        from searchkd.teachers import build_teacher
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(teacher_seed(self.config.seed))
+            t = build_teacher(self.config.teacher, space="nb201", num_classes=self.num_classes,
+                              weights=self.config.teacher_weights)
+        t.to(self.device).eval()
+        for p in t.parameters():
+            p.requires_grad_(False)
+        return t
+
+    def _alpha_row(self, epoch: int) -> dict[str, Any]:
+        a = self.model.alphas.detach()
+        return {"epoch": epoch, "alpha": a.cpu().tolist(), "weights": F.softmax(a, -1).cpu().tolist()}
+
+    def _kd(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The teacher-guided term (zero without a teacher)."""
+        if self.teacher is None or self.o.kd_weight == 0:
+            return logits.new_zeros(())
+        with torch.no_grad():
+            t = self.teacher(x)
+        return self.o.kd_weight * kd_loss(logits, t, y, self.o.kd_temperature, 1.0)
+
+    def _sd(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """SD-DARTS's term toward the vote of the snapshots (zero before the first snapshot)."""
+        if self.o.sd_weight == 0 or not self.snapshots:
+            return logits.new_zeros(())
+        from torch.func import functional_call
+
+        from searchkd.strategies.sd_darts import vote
+
+        with torch.no_grad():
+            teachers = [functional_call(self.model, snap, (x,)) for snap in self.snapshots]
+            target = vote(teachers, self.o.sd_temperature, self.o.sd_voting)
+        # kd_loss takes teacher logits: T·log p gives back p at temperature T
+        return self.o.sd_weight * kd_loss(logits, self.o.sd_temperature * target, y, self.o.sd_temperature, 1.0)
+
+    def _snapshot(self) -> None:
+        if self.o.sd_weight == 0:
+            return
+        state = self.model.state_dict()
+        if len(self.snapshots) == self.snapshots.maxlen:  # reuse the oldest one's memory
+            old = self.snapshots.popleft()
+            for k, v in state.items():
+                old[k].copy_(v)
+            self.snapshots.append(old)
+        else:
+            self.snapshots.append({k: v.detach().clone() for k, v in state.items()})
+
+    def step(self, xv: torch.Tensor, yv: torch.Tensor, xt: torch.Tensor, yt: torch.Tensor) -> float:
+        """One DARTS step: α on the validation batch, then w on the train batch; the w loss."""
+        m, o = self.model, self.o
+        self.a_opt.zero_grad(set_to_none=True)
+        logits = m(xv)
+        loss_a = F.cross_entropy(logits, yv) + self._kd(logits, xv, yv)
+        loss_a.backward(inputs=[m.alphas])
+        self.a_opt.step()
+        self.w_opt.zero_grad(set_to_none=True)
+        logits = m(xt)
+        loss = F.cross_entropy(logits, yt) + self._sd(logits, xt, yt) + self._kd(logits, xt, yt)
+        weights = m.weights()
+        loss.backward(inputs=weights)
+        torch.nn.utils.clip_grad_norm_(weights, o.grad_clip)
+        self.w_opt.step()
+        self._snapshot()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def evaluate(self, hard: list[int] | None = None) -> tuple[float, float]:
+        """(accuracy %, mean cross-entropy) on the validation part: the supernet, or with ``hard``
+        the derived network with the supernet's weights."""
+        x, y = self.val
+        correct, loss = 0, 0.0
+        for a in range(0, len(y), EVAL_BATCH):
+            logits = self.model(x[a:a + EVAL_BATCH], hard)
+            loss += float(F.cross_entropy(logits, y[a:a + EVAL_BATCH], reduction="sum"))
+            correct += int((logits.argmax(1) == y[a:a + EVAL_BATCH]).sum())
+        return 100.0 * correct / len(y), loss / len(y)
+
+    def val_loss(self, n: int = EVAL_BATCH) -> Callable[[], torch.Tensor]:
+        """A closure: the supernet's cross-entropy on the first ``n`` validation images (for
+        :func:`~searchkd.supernets.nb201_supernet.dominant_eigenvalue`)."""
+        x, y = self.val[0][:n], self.val[1][:n]
+        return lambda: F.cross_entropy(self.model(x), y)
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def run(self, progress: bool | None = None, callback: Callable[[int, "DartsLoop"], None] | None = None) -> dict[str, Any]:
+        from searchkd.progress import Progress
+
+        cfg, o = self.config, self.o
+        epochs, b = int(cfg.budget), int(cfg.batch_size)
+        self._rewrite_log()
+        n_t, n_v = len(self.train[1]), len(self.val[1])
+        steps = min(n_t, n_v) // b
+        bar = Progress(epochs, cfg.strategy, enabled=progress)
+        bar.moveto(self.epoch)
+        self.model.train()
+        while self.epoch < epochs:
+            t0 = time.perf_counter()
+            lr = cosine_lr(self.epoch, epochs, o.w_lr, o.w_lr_min)
+            for g in self.w_opt.param_groups:
+                g["lr"] = lr
+            rng = np.random.default_rng([int(cfg.seed), 201, self.epoch])
+            pt = torch.from_numpy(rng.permutation(n_t)).to(self.device)
+            pv = torch.from_numpy(rng.permutation(n_v)).to(self.device)
+            total = 0.0
+            for s in range(steps):
+                it, iv = pt[s * b:(s + 1) * b], pv[s * b:(s + 1) * b]
+                total += self.step(self.val[0][iv], self.val[1][iv], self.train[0][it], self.train[1][it])
+            cell = self.model.derive()
+            sup_acc, sup_loss = self.evaluate()
+            der_acc, _ = self.evaluate(self.space.encode(cell))
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            self.epoch += 1
+            self.seconds += seconds
+            cost = self.space.cost(cell)
+            self.records.append({"i": self.epoch - 1, "arch": cell, "scores": {
+                "derived_acc": der_acc, "supernet_acc": sup_acc, "val_loss": sup_loss, "train_loss": total / max(steps, 1)},
+                "params": cost["params"], "flops": cost["flops"], "seconds": seconds, "epoch": self.epoch,
+                "alpha_softmax": F.softmax(self.model.alphas.detach(), -1).cpu().tolist()})
+            self.alphas.append(self._alpha_row(self.epoch))
+            self._save(self.out / CHECKPOINT)  # first: a record is never logged ahead of its checkpoint
+            append_jsonl(self.out / tlog.TRIALS, [self.records[-1]])
+            write_alphas(self.alphas, self.out, f"{cfg.strategy} on nb201 (C={o.width}, N={o.cells}), seed {cfg.seed}")
+            bar.moveto(self.epoch, cell=cell, derived=round(der_acc, 2), supernet=round(sup_acc, 2))
+            if callback is not None:
+                callback(self.epoch, self)
+        bar.close()
+        write_alphas(self.alphas, self.out, f"{cfg.strategy} on nb201 (C={o.width}, N={o.cells}), seed {cfg.seed}")
+        return {"epochs": self.epoch, "seconds": self.seconds, "arch": self.model.derive()}
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def _rewrite_log(self) -> None:
+        """``trials.jsonl`` as the checkpoint has it (a kill may have left it a record short, or torn)."""
+        write_rows(self.out / tlog.TRIALS, self.records)
+
+    def _save(self, path: Path) -> None:
+        state = {"model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),
+                 "snapshots": list(self.snapshots), "epoch": self.epoch, "seconds": self.seconds,
+                 "records": json.dumps(self.records), "alphas": json.dumps(self.alphas),
+                 "config": config_id(self.config), "data": self.data_id}
+        tmp = atomic_path(path)
+        torch.save(state, tmp)
+        tmp.replace(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as e:  # a truncated or foreign file
+            raise SearchKDError(f"cannot read {path} ({first_line(e)}); search into another --out") from None
+        if state.get("config") != config_id(self.config):
+            raise SearchKDError(f"{path} belongs to a search with another config; resume with the same settings or use another --out")
+        if state.get("data") != self.data_id:
+            raise SearchKDError(f"{path} was trained on other images (--data or its train/val split differs); use another --out")
+        self.model.load_state_dict(state["model"])
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.a_opt.load_state_dict(state["a_opt"])
+        self.snapshots.clear()
+        self.snapshots.extend(state["snapshots"])
+        self.epoch, self.seconds = int(state["epoch"]), float(state["seconds"])
+        self.records, self.alphas = json.loads(state["records"]), json.loads(state["alphas"])
