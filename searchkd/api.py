@@ -157,7 +157,8 @@ def pick_teacher(student: Any, candidates: list[str], *, space: str | None = Non
 
 def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evolution", budget: int = 100, seed: int = 0,
            *, out: str | None = None, resume: bool = False, runner: str = "local", ray_address: str | None = None,
-           cpus_per_trial: float = 1, gpus_per_trial: float = 0, progress: bool | None = None, **options: Any) -> Any:
+           cpus_per_trial: float = 1, gpus_per_trial: float = 0, progress: bool | None = None,
+           ground_truth: str | None = None, column: str = "cifar10_test_acc", **options: Any) -> Any:
     """Search ``space`` for the student ``proxy`` likes best; returns a :class:`~searchkd.types.SearchResult`.
 
     ``options`` are the other fields of :class:`~searchkd.types.SearchConfig` (``teacher``,
@@ -166,8 +167,11 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
     strategy). With ``out`` the search writes ``result.json``, ``trials.jsonl`` and plots
     there and can be resumed; without it, it runs in a temporary directory.
 
-    ``proxy`` None: the strategy's default score source (``autodistil``: ``superlm``), else
-    the space's (BERT spaces: ``superlm``), else ``diswot``.
+    ``proxy`` None: the strategy's default score source (``autodistil``: ``superlm``; ``darts``,
+    ``sd-darts``: ``derived_acc``), else the space's (BERT spaces: ``superlm``), else ``diswot``.
+
+    ``ground_truth`` (a CSV with ``arch`` and ``column``): after the search, the best arch's
+    value is looked up and stored in the result (``ground_truth``); the search never sees it.
     """
     import tempfile
 
@@ -185,10 +189,30 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
                                      "seed": seed, **options})
     kw = dict(resume=resume, runner=runner, ray_address=ray_address, cpus_per_trial=cpus_per_trial,
               gpus_per_trial=gpus_per_trial, progress=progress)
+    truth = None
+    if ground_truth is not None:  # read first: a bad file is bad input, found before the search
+        from searchkd.bench import read_ground_truth
+
+        truth = read_ground_truth(ground_truth, column)
     if out is None:
         with tempfile.TemporaryDirectory(prefix="searchkd-") as tmp:
-            return run_search(config, tmp, plots=False, **kw)
-    return run_search(config, out, **kw)
+            return _with_truth(run_search(config, tmp, plots=False, **kw), truth, ground_truth, column, None)
+    return _with_truth(run_search(config, out, **kw), truth, ground_truth, column, out)
+
+
+def _with_truth(result: Any, truth: dict[str, float] | None, path: str | None, column: str, out: str | None) -> Any:
+    """The result with the best arch's ground-truth value (None when the CSV lacks it)."""
+    import os
+
+    if truth is None or result.best is None:
+        return result
+    result.ground_truth = {"file": os.path.abspath(str(path)), "column": column, "arch": result.best.arch,
+                           "value": truth.get(result.best.arch)}
+    if out is not None:
+        import pathlib
+
+        result.to_json(pathlib.Path(out) / "result.json")
+    return result
 
 
 def default_proxy(space: str, strategy: str) -> str:

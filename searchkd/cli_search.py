@@ -14,16 +14,43 @@ def _csv(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
+#: the darts/sd-darts options a flag sets (SearchConfig.options; see searchkd.strategies.darts.DartsOptions)
+_DARTS_FLAGS = (
+    ("--supernet-width", int, "supernet channels C (default 16 on a GPU, 8 on a CPU)"),
+    ("--supernet-cells", int, "supernet cells per stage N (default 5 on a GPU, 1 on a CPU)"),
+    ("--images", int, "use at most this many images (a stratified subset), split train (w) / val (α)"),
+    ("--sd-weight", float, "sd-darts: weight λ of the self-distillation term (default 1)"),
+    ("--sd-teachers", int, "sd-darts: K, how many previous supernets vote (default 2)"),
+    ("--sd-temperature", float, "sd-darts: temperature T of the vote and the KL (default 3)"),
+    ("--sd-voting", str, "sd-darts: soft (average probabilities, default) or hard (majority class)"),
+    ("--kd-weight", float, "with --teacher: weight of the KD term toward the teacher (default 1)"),
+    ("--kd-temperature", float, "with --teacher: its temperature (default 4)"),
+)
+
+
+def _darts_options(args: argparse.Namespace) -> dict[str, Any]:
+    keys = {"supernet_width": "width", "supernet_cells": "cells"}
+    out = {}
+    for flag, _, _ in _DARTS_FLAGS:
+        name = flag[2:].replace("-", "_")
+        if getattr(args, name) is not None:
+            out[keys.get(name, name)] = getattr(args, name)
+    if out and args.strategy not in ("darts", "sd-darts"):
+        raise SearchKDError(f"--{next(iter(out)).replace('_', '-')} and the other supernet flags are for "
+                            f"--strategy darts or sd-darts, not {args.strategy}")
+    return out
+
+
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("search", help="search a space for the student that distils best")
     p.add_argument("--space", default="nb201", help="search space (default nb201), or nni:MODULE:ATTR (an NNI ModelSpace)")
     p.add_argument("--proxy", help="proxy, or several comma-separated (combined by --combine); default: diswot, "
                    "or superlm for bert-* spaces and the autodistil strategy")
-    p.add_argument("--strategy", default="evolution", help="random, evolution, nsga2, autodistil (see `searchkd list strategies`)")
+    p.add_argument("--strategy", default="evolution", help="random, evolution, nsga2, autodistil, darts, sd-darts (see `searchkd list strategies`)")
     p.add_argument("--teacher", help="teacher name, SPACE:ARCH, or auto (needs --teacher-candidates, --max-params)")
     p.add_argument("--teacher-candidates", type=_csv, help="candidate teachers for --teacher auto")
     p.add_argument("--teacher-weights", help="state dict of the teacher (weights_only)")
-    p.add_argument("--budget", type=int, default=100, help="distinct proxy evaluations (default 100)")
+    p.add_argument("--budget", type=int, default=100, help="distinct proxy evaluations, or epochs for darts/sd-darts (default 100)")
     p.add_argument("--objectives", default="proxy", help="e.g. proxy or proxy,params (nsga2 takes several)")
     p.add_argument("--max-params", type=float, help="constraint: at most this many M params")
     p.add_argument("--combine", default="rank", choices=["rank"], help="how several proxies make one objective")
@@ -39,6 +66,12 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--gpus-per-trial", type=float, default=0)
     p.add_argument("--out", required=True, help="result directory")
     p.add_argument("--resume", action="store_true", help="continue the search logged in --out")
+    p.add_argument("--ground-truth", help="a CSV (arch + --column): the best arch's accuracy is looked up after the "
+                   "search and reported, never used by it")
+    p.add_argument("--column", default="cifar10_test_acc", help="the accuracy column of --ground-truth")
+    g = p.add_argument_group("darts, sd-darts (--budget counts epochs)")
+    for flag, typ, text in _DARTS_FLAGS:
+        g.add_argument(flag, type=typ, help=text)
     common(p)
     p.set_defaults(run=_cmd_search)
 
@@ -89,14 +122,25 @@ def _cmd_search(args: argparse.Namespace) -> int:
                      batch_size=args.batch_size, device=args.device, objectives=tuple(_csv(args.objectives)),
                      max_params=args.max_params, combine=args.combine, out=args.out, resume=args.resume,
                      runner=args.runner, ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
-                     gpus_per_trial=args.gpus_per_trial, progress=False if args.quiet else None)
+                     gpus_per_trial=args.gpus_per_trial, progress=False if args.quiet else None,
+                     ground_truth=args.ground_truth, column=args.column, **_strategy_options(args))
     b = res.best
     print(f"best {b.arch}")
     print("  " + "  ".join(f"{k} {v:.6g}" for k, v in b.scores.items()) + f"  params {b.params:.4g} M  flops {b.flops:.4g} M")
     print(f"{res.trials} trials in {res.seconds:.1f} s; pareto set {len(res.pareto)}; wrote {args.out}/result.json")
     if res.student:
         print(f"student exported to {res.student} (transformers.AutoModel.from_pretrained; see searchkd.export)")
+    if args.strategy in ("darts", "sd-darts"):
+        print(f"alphas per epoch: {args.out}/alphas.json, {args.out}/alphas.png")
+    if res.ground_truth is not None:
+        gt = res.ground_truth
+        print(f"ground truth (looked up after the search): {gt['column']} {gt['value']} for the best arch")
     return 0
+
+
+def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts = _darts_options(args)
+    return {"options": opts} if opts else {}
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:

@@ -157,6 +157,8 @@ class SearchResult:
         history: the trial records, when loaded with them (not written to result.json).
         student: where the chosen student was exported (a Hugging Face directory; text
             spaces searched with a SuperLM), else None (not written).
+        ground_truth: the best arch's value in a ground-truth CSV, looked up after the search
+            (``file``, ``column``, ``arch``, ``value``), else None (not written).
     """
 
     config: dict[str, Any]
@@ -167,6 +169,7 @@ class SearchResult:
     searchkd_version: str = ""
     history: list[Trial] = field(default_factory=list, repr=False)
     student: str | None = None
+    ground_truth: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {"searchkd_version": self.searchkd_version, "config": self.config,
@@ -174,6 +177,8 @@ class SearchResult:
              "pareto": [t.summary() for t in self.pareto], "trials": self.trials, "seconds": self.seconds}
         if self.student is not None:
             d["student"] = self.student
+        if self.ground_truth is not None:
+            d["ground_truth"] = self.ground_truth
         return d
 
     @classmethod
@@ -184,7 +189,8 @@ class SearchResult:
                        best=None if best is None else Trial.from_dict(best, i=-1),
                        pareto=[Trial.from_dict(p, i=-1) for p in d["pareto"]],
                        trials=int(d["trials"]), seconds=float(d["seconds"]),
-                       searchkd_version=str(d.get("searchkd_version", "")), student=d.get("student"))
+                       searchkd_version=str(d.get("searchkd_version", "")), student=d.get("student"),
+                       ground_truth=d.get("ground_truth"))
         except (KeyError, TypeError, ValueError) as e:
             raise SearchKDError(f"not a searchkd result ({type(e).__name__}: {e})") from None
 

@@ -158,7 +158,7 @@ def _split(config: Any) -> tuple[Any, Any]:
         if not (isinstance(o.images, int) and 0 < o.images):
             raise SearchKDError(f"option images must be a positive integer, got {o.images!r}")
         if o.images < len(full):
-            full = full.subset(full.split_indices(1 - o.images / len(full), seed + 1)[1], full.name)
+            full = full.subset(full.split_indices(o.images / len(full), seed + 1)[1], full.name)
     train, val = full.split(o.val_fraction, seed)
     if min(len(train), len(val)) < config.batch_size:
         raise SearchKDError(f"{config.data}: {len(full)} images split {len(train)}/{len(val)} (train w / val α) "
