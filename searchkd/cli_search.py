@@ -23,6 +23,7 @@ _DARTS_FLAGS = (
     ("--sd-teachers", int, "sd-darts: K, how many previous supernets vote (default 2)"),
     ("--sd-temperature", float, "sd-darts: temperature T of the vote and the KL (default 3)"),
     ("--sd-voting", str, "sd-darts: soft (average probabilities, default) or hard (majority class)"),
+    ("--sd-interval", int, "sd-darts: weight steps between snapshots (default 1; 0: one per epoch)"),
     ("--kd-weight", float, "with --teacher: weight of the KD term toward the teacher (default 1)"),
     ("--kd-temperature", float, "with --teacher: its temperature (default 4)"),
 )

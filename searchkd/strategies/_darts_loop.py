@@ -125,7 +125,6 @@ class DartsLoop:
         loss.backward(inputs=weights)
         torch.nn.utils.clip_grad_norm_(weights, o.grad_clip)
         self.w_opt.step()
-        self._snapshot()
         return float(loss.detach())
 
     @torch.no_grad()
@@ -170,6 +169,10 @@ class DartsLoop:
             for s in range(steps):
                 it, iv = pt[s * b:(s + 1) * b], pv[s * b:(s + 1) * b]
                 total += self.step(self.val[0][iv], self.val[1][iv], self.train[0][it], self.train[1][it])
+                if o.sd_interval and (self.epoch * steps + s + 1) % o.sd_interval == 0:
+                    self._snapshot()
+            if not o.sd_interval:  # one snapshot per epoch: the teachers are the previous epochs' supernets
+                self._snapshot()
             cell = self.model.derive()
             sup_acc, sup_loss = self.evaluate()
             der_acc, _ = self.evaluate(self.space.encode(cell))

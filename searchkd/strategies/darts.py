@@ -55,7 +55,9 @@ class DartsOptions:
 
     ``width``/``cells``: the supernet's C and N (default: the benchmark's 16 and 5 on a GPU,
     8 and 1 on a CPU, fixed in the config when the search starts). ``images``: use at most this
-    many images. ``val_fraction``: the share of them that trains α. ``sd_*``: SD-DARTS
+    many images. ``val_fraction``: the share of them that trains α. ``split_seed``: draw the subset
+    and the split from this seed's ``split`` stream instead of the search's (one split for several
+    seeds, as the benchmark uses). ``sd_*``: SD-DARTS
     (:mod:`searchkd.strategies.sd_darts`), off for ``darts``.
     """
 
@@ -63,6 +65,7 @@ class DartsOptions:
     cells: int | None = None
     images: int | None = None
     val_fraction: float = 0.5
+    split_seed: int | None = None
     w_lr: float = 0.025
     w_lr_min: float = 0.001
     momentum: float = 0.9
@@ -74,6 +77,7 @@ class DartsOptions:
     sd_teachers: int = 2
     sd_temperature: float = 3.0
     sd_voting: str = "soft"
+    sd_interval: int = 1
     kd_weight: float = 1.0
     kd_temperature: float = 4.0
 
@@ -120,6 +124,8 @@ class DartsSearch:
         for k in ("width", "cells", "sd_teachers"):
             if not (isinstance(getattr(o, k), int) and getattr(o, k) >= 1):
                 raise SearchKDError(f"option {k} must be a positive integer, got {getattr(o, k)!r}")
+        if not (isinstance(o.sd_interval, int) and o.sd_interval >= 0):
+            raise SearchKDError(f"option sd_interval must be a non-negative integer, got {o.sd_interval!r}")
         if not 0 < o.val_fraction < 1:
             raise SearchKDError(f"option val_fraction must lie in (0, 1), got {o.val_fraction}")
         if o.sd_voting not in ("soft", "hard"):
@@ -153,7 +159,7 @@ def _split(config: Any) -> tuple[Any, Any]:
 
     o = DartsOptions(**{k: v for k, v in config.options.items()})
     full = load_images(config.data)
-    seed = stream_seed(config.seed, "split")
+    seed = stream_seed(config.seed if o.split_seed is None else o.split_seed, "split")
     if o.images is not None:
         if not (isinstance(o.images, int) and 0 < o.images):
             raise SearchKDError(f"option images must be a positive integer, got {o.images!r}")

@@ -17,7 +17,11 @@ implementation's choices, kept as options: K = ``sd_teachers`` (default 2, the t
 steps), T = ``sd_temperature`` (default 3) and λ = ``sd_weight`` (default 1), the settings of
 self-distillation from the last mini-batch (Shen et al., CVPR 2022) that SD-DARTS's
 step-to-step distillation resembles. The term acts on the weight step only; α's step is plain
-DARTS. Snapshots are taken after every weight step.
+DARTS. A snapshot is taken after every ``sd_interval`` weight steps (default 1: the teachers are
+the supernets of the K previous steps, the paper's "previous steps"; 0: one snapshot at the end
+of each epoch, so the teachers are the supernets of the K previous epochs). With one-step-old
+teachers the vote is very close to the supernet's own output and the term's gradient is small;
+``benchmarks/darts_nb201.py`` measures both spacings.
 
 **Voting** (``sd_voting``): ``soft`` (the default) averages the teachers' softened
 probabilities, so every teacher's whole distribution counts, which is the paper's "output
