@@ -178,3 +178,37 @@ def test_a_checkpoint_of_another_search_is_refused(tmp_path):
 def test_darts_refuses_sd_options():
     with pytest.raises(SearchKDError, match="sd-darts"):
         run_search({**TINY, "strategy": "darts", "budget": 1, "options": {**TINY["options"], "sd_weight": 1.0}}, "/nonexistent/x")
+
+
+def test_sd_term_changes_the_search_with_epoch_teachers(tmp_path):
+    base = {**TINY, "budget": 2}
+    run_search({**base, "strategy": "darts"}, tmp_path / "d")
+    run_search({**base, "strategy": "sd-darts", "options": {**TINY["options"], "sd_interval": 0}}, tmp_path / "s")
+    (rd, ad), (rs, as_) = _final(tmp_path / "d"), _final(tmp_path / "s")
+    assert ad[1] == as_[1]  # epoch 1: no snapshot yet, so the same as DARTS
+    assert ad[2] != as_[2] and rd[1]["scores"] != rs[1]["scores"]
+
+
+@pytest.mark.ray
+def test_ray_runs_the_search_as_one_tune_trial_with_the_local_result(tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    cfg = {**TINY, "strategy": "sd-darts", "budget": 2}
+    local = run_search(cfg, tmp_path / "local")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = run_search(cfg, tmp_path / "ray", runner="ray", cpus_per_trial=1)
+        bad = {**cfg, "seed": 5}  # a foreign checkpoint, found inside the trial: one line back
+        from searchkd.orchestrate import trials as tlog
+        from searchkd.orchestrate.driver import prepare
+
+        (tmp_path / "bad").mkdir()
+        tlog.write_json(tmp_path / "bad" / "config.json", {"config": prepare(bad).config.to_dict()})
+        (tmp_path / "bad" / "checkpoint.pt").write_bytes((tmp_path / "local" / "checkpoint.pt").read_bytes())
+        with pytest.raises(SearchKDError, match="another config"):
+            run_search(bad, tmp_path / "bad", runner="ray", resume=True)
+    finally:
+        ray.shutdown()
+    assert remote.best.arch == local.best.arch
+    assert _strip(_final(tmp_path / "ray")[0]) == _strip(_final(tmp_path / "local")[0])
