@@ -10,6 +10,7 @@ from searchkd.proxies import (  # noqa: F401  (registration)
     grad_norm,
     grasp,
     jacob_cov,
+    kd,
     meco,
     nwot,
     snip,
