@@ -34,7 +34,8 @@ _seed.__name__ = "non-negative integer"  # argparse names the type in its one-li
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="random seed, a non-negative integer (default 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no Ray or Tune banners")
+    p.add_argument("--debug", action="store_true", help="show the tracebacks of failures (internal errors, Ray trials)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,18 +66,37 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    debug = False
     try:
         args = parser.parse_args(argv)
+        debug = bool(getattr(args, "debug", False))
         if getattr(args, "run", None) is None:
             parser.print_help()
             return 2
         return int(args.run(args) or 0)
     except SearchKDError as e:
-        print(f"searchkd: error: {e}", file=sys.stderr)
+        print(f"searchkd: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("searchkd: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the machine's refusal (permissions, a full or read-only disk): the user's to fix
+        if debug:
+            raise
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"searchkd: error: cannot use{where}: {e.strerror or _one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug: one line, the traceback with --debug
+        if debug:
+            raise
+        from searchkd.errors import first_line
+
+        print(f"searchkd: error: internal error ({first_line(e)}); --debug shows the traceback", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split("\n"))
 
 
 if __name__ == "__main__":  # pragma: no cover

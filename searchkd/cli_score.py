@@ -96,8 +96,13 @@ def _fmt(v: Any) -> str:
 
 
 def _check_out(path: str | None, suffixes: tuple[str, ...]) -> None:
+    """The suffix, and that the file can be written: checked before anything is scored."""
     if path and Path(path).suffix not in suffixes:
         raise SearchKDError(f"--out must end in {' or '.join(suffixes)}, got {path}")
+    if path:
+        from searchkd.orchestrate.checks import check_out_writable
+
+        check_out_writable(path, directory=False)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:

@@ -176,7 +176,17 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from searchkd.orchestrate import run_sweep
+    import sys
 
-    run_sweep(args.config, ray_address=args.ray_address)
+    from searchkd import orchestrate
+
+    rows = orchestrate.run_sweep(args.config, ray_address=args.ray_address, debug=args.debug, quiet=args.quiet)
+    failed = [r for r in rows if r.get("error")]
+    for r in failed:  # one line each; the tracebacks only with --debug
+        print(f"searchkd: error: search {r['name']} failed: {r['error']}", file=sys.stderr)
+    if failed:
+        hint = "" if args.debug else "; --debug shows the tracebacks"
+        print(f"searchkd: error: {len(failed)} of {len(rows)} searches failed (a rerun redoes only those{hint})",
+              file=sys.stderr)
+        return 1
     return 0

@@ -103,6 +103,7 @@ class Evaluator:
             with torch.random.fork_rng():
                 torch.manual_seed(teacher_seed(c.seed))  # never the students' stream: see searchkd.seeds
                 teacher = build_teacher(c.teacher, space=c.space, num_classes=ds.num_classes, weights=c.teacher_weights)
+        check_runs(self.space, batch[0][:1], ds.num_classes, c.space)
         return Scorer(list(c.proxies), batch, teacher=teacher, num_classes=ds.num_classes, seed=c.seed, device=device)
 
     def __call__(self, archs: Sequence[str]) -> list[dict[str, Any]]:
@@ -114,6 +115,25 @@ class Evaluator:
     def cost_only(self, arch: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         return {"arch": arch, **self.space.cost(arch), "seconds": time.perf_counter() - t0}
+
+
+def check_runs(space: Any, images: Any, num_classes: int, name: str) -> None:
+    """A :class:`SearchKDError` when a fixed small network of ``space`` cannot run on these
+    images (too small for its strides, say), instead of a traceback from the first student."""
+    import torch
+
+    from searchkd.errors import first_line
+
+    bounds = space.bounds() if hasattr(space, "bounds") else None
+    if not bounds:
+        return
+    with torch.random.fork_rng(), torch.no_grad():
+        net = space.build(space.decode([0] * len(bounds)), num_classes=num_classes)
+        try:
+            net.eval()(images.cpu())
+        except RuntimeError as e:
+            h, w = images.shape[-2:]
+            raise SearchKDError(f"the {name} networks cannot run on {h}×{w} images ({first_line(e)})") from None
 
 
 def combine_ranks(rows: Sequence[dict[str, float]], proxies: Sequence[str]) -> list[float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -35,6 +36,31 @@ def _unnum(x: Any) -> Any:
     if x is None:
         return -math.inf
     return float(x) if isinstance(x, str) and x in ("nan", "inf", "-inf") else x
+
+
+_NAMES = (str, list, tuple)  # a name, or several
+#: what each SearchConfig field may hold (None is allowed where the default is None)
+_FIELD_TYPES: dict[str, tuple[Any, ...]] = {
+    "space": (str,), "proxy": _NAMES, "strategy": (str,), "budget": (numbers.Integral,), "seed": (numbers.Integral,),
+    "teacher": (str,), "teacher_weights": (str,), "data": (str,), "batch_size": (numbers.Integral,),
+    "device": (str,), "objectives": _NAMES, "max_params": (numbers.Real,), "combine": (str,),
+    "ask_size": (numbers.Integral,), "proxy_seed": (numbers.Integral,), "options": (Mapping,),
+    "supernet": (str,), "supernet_steps": (numbers.Integral,)}
+_OPTIONAL = {"teacher", "teacher_weights", "max_params", "ask_size", "proxy_seed", "supernet", "supernet_steps"}
+
+
+def check_setting(key: str, value: Any) -> None:
+    """A search setting of the wrong type (a sweep TOML's ``budget = "many"``) as one error."""
+    kinds = _FIELD_TYPES.get(key)
+    if kinds is None or (value is None and key in _OPTIONAL):
+        return
+    ok = isinstance(value, kinds) and not isinstance(value, bool)
+    if ok and isinstance(value, (list, tuple)):
+        ok = all(isinstance(x, str) for x in value)
+    if not ok:
+        want = {str: "a string", numbers.Integral: "an integer", numbers.Real: "a number", Mapping: "a table"}[kinds[0]]
+        raise SearchKDError(f"search setting {key} must be {want}{' or a list of names' if kinds is _NAMES else ''}, "
+                            f"got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -110,6 +136,8 @@ class SearchConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise SearchKDError(f"unknown search setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        for k, v in d.items():
+            check_setting(k, v)
         return cls(**dict(d))
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from searchkd import __version__
 from searchkd.errors import SearchKDError
 from searchkd.orchestrate import trials as tlog
+from searchkd.orchestrate.checks import StartGuard, check_inputs, check_out_writable
 from searchkd.orchestrate.local import MAX_FAILURES, EvaluatorFactory, LocalRunner, absolute_config, eval_config
 from searchkd.progress import Progress
 from searchkd.orchestrate.objective import Objectives, pareto_front
@@ -115,8 +116,8 @@ def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, chec
 
 
 def _check_max_params(space: Any, m: float) -> None:
-    if not m > 0:
-        raise SearchKDError(f"max_params must be a positive number of millions of parameters, got {m}")
+    if not (math.isfinite(m) and m > 0):
+        raise SearchKDError(f"max_params must be a finite positive number of millions of parameters, got {m}")
     bounds = space.bounds()
     if space.cost(space.decode([0] * len(bounds)))["params"] <= m:
         return
@@ -185,30 +186,30 @@ def run_search(
                                  read=not own_loop)
     if runner not in ("local", "ray"):
         raise SearchKDError(f"unknown runner {runner!r} (local, ray)")
-    supernet = None
+    if evaluator is None:  # the whole config, before anything is created (a custom evaluator brings its own inputs)
+        check_inputs(config, plan.space, device=runner == "local", data=not own_loop)
+    check_out_writable(out, directory=True)
     factory = evaluator if evaluator is not None or own_loop else EvaluatorFactory(eval_config(config))
     if runner == "ray":
         from searchkd.orchestrate.ray_runner import RayRunner
 
         run = RayRunner(factory, address=ray_address, cpus_per_trial=cpus_per_trial,
-                        gpus_per_trial=gpus_per_trial, max_failures=max_failures)
+                        gpus_per_trial=gpus_per_trial, max_failures=max_failures, quiet=progress is False)
     else:
         run = LocalRunner(factory)
+    guard = StartGuard(out, fresh=not (out / tlog.CONFIG).exists())
     if own_loop:
-        return _run_own_loop(plan, out, run, resume, progress if runner == "local" else False, t0)
+        with guard:
+            return _run_own_loop(plan, out, run, resume, progress if runner == "local" else False, t0)
     try:
-        if evaluator is None and "superlm" in config.proxies:  # train (one Tune trial on Ray) or reuse a SuperLM
-            from searchkd.evaluate_text import ensure_superlm
-
-            supernet, _ = run.run_once(ensure_superlm, absolute_config(config), str(out.resolve()),
-                                       progress if runner == "local" else False)
-            run.factory = EvaluatorFactory(replace(eval_config(config), supernet=supernet))
-        out.mkdir(parents=True, exist_ok=True)
-        tlog.write_json(out / tlog.CONFIG, {"searchkd_version": __version__, "config": config.to_dict()})
-        tlog.cut_torn_tail(out / tlog.TRIALS, good)
-        records = run.drive(_steps(plan, out / tlog.TRIALS, prior, Progress(config.budget, "search", enabled=progress), max_stale))
-    finally:
+        if runner == "local" and evaluator is None and "superlm" not in config.proxies:
+            run.prime()  # teacher, batch and proxy state built before config.json is written
+    except BaseException:
         run.close()
+        raise
+    with guard:
+        records = _search_loop(plan, out, run, runner, good, prior, progress, max_stale, evaluator)
+    supernet = getattr(run, "supernet", None)
     result = _result(plan, records, time.perf_counter() - t0)
     result.to_json(out / tlog.RESULT)
     if supernet is not None and result.best is not None:  # after result.json: a failed export loses no search
@@ -221,6 +222,26 @@ def run_search(
 
         plot_search(result, plan.objectives, out)
     return result
+
+
+def _search_loop(plan: Plan, out: Path, run: Any, runner: str, good: int, prior: list[Trial], progress: bool | None,
+                 max_stale: int, evaluator: Any) -> list[Trial]:
+    """The ask/tell search through ``run``; sets ``run.supernet`` when a SuperLM scores it."""
+    config = plan.config
+    try:
+        if evaluator is None and "superlm" in config.proxies:  # train (one Tune trial on Ray) or reuse a SuperLM
+            from searchkd.evaluate_text import ensure_superlm
+
+            run.supernet, _ = run.run_once(ensure_superlm, absolute_config(config), str(out.resolve()),
+                                           progress if runner == "local" else False)
+            run.factory = EvaluatorFactory(replace(eval_config(config), supernet=run.supernet))
+        out.mkdir(parents=True, exist_ok=True)
+        tlog.write_json(out / tlog.CONFIG, {"searchkd_version": __version__, "config": config.to_dict()})
+        tlog.cut_torn_tail(out / tlog.TRIALS, good)
+        return run.drive(_steps(plan, out / tlog.TRIALS, prior, Progress(config.budget, "search", enabled=progress),
+                                max_stale))
+    finally:
+        run.close()
 
 
 def _run_own_loop(plan: Plan, out: Path, run: Any, resume: bool, progress: bool | None, t0: float) -> SearchResult:

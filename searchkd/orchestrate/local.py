@@ -86,6 +86,14 @@ class LocalRunner:
             self._evaluate = self.factory()
         return list(self._evaluate(list(archs)))
 
+    def prime(self) -> None:
+        """Build the evaluator and its scorer now (teacher, batch, proxy state), so that bad
+        input (a teacher that does not load, a batch that does not fit) is found before the
+        search writes anything; the search then uses this evaluator."""
+        if self._evaluate is None:
+            self._evaluate = self.factory()
+        getattr(self._evaluate, "scorer", None)
+
     def run_once(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)``, here (the Ray runner runs it as one Tune trial)."""
         return fn(*args)

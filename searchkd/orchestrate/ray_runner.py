@@ -32,14 +32,18 @@ from typing import Any, Callable, Generator, Sequence
 from searchkd.errors import SearchKDError
 from searchkd.orchestrate.local import MAX_FAILURES
 
-__all__ = ["RayRunner", "connect", "split_chunks"]
+__all__ = ["RayRunner", "connect", "split_chunks", "one_line_error"]
 
 Records = list[dict[str, Any]]
 #: evaluators built in this worker process, by runner token (kept across reused actors)
 _EVALUATORS: dict[str, Any] = {}
 
 
-def _quiet_env() -> None:
+def _ray_env(quiet: bool = False, debug: bool = False) -> None:
+    """Settings that must be in place before ``import ray`` / ``ray.init``."""
+    # no usage report: Ray's usage-stats module otherwise probes the cloud metadata endpoint
+    # and phones home on every run (an explicit RAY_USAGE_STATS_ENABLED=1 is respected)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Tune's console tables are noise here
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -50,34 +54,77 @@ def _quiet_env() -> None:
 
     # without those files the result grid warns that it cannot fetch each trial's metrics
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    if quiet:  # Ray's and Tune's banners ("Started a local Ray instance", token notices)
+        logging.getLogger("ray").setLevel(logging.ERROR)
+    # a failed trial's traceback: searchkd reports it in one line (whole with --debug)
+    logging.getLogger("ray.tune").setLevel(logging.INFO if debug else logging.CRITICAL)
 
 
-def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
+def one_line_error(err: BaseException | str | None) -> str:
+    """A Ray/Tune error in one line: a searchkd error's own message, else the last line
+    (at most 200 characters)."""
+    text = str(err).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()] or [type(err).__name__]
+    for ln in reversed(lines):
+        if "SearchKDError: " in ln:
+            return ln.split("SearchKDError: ", 1)[1][:200]
+    return lines[-1][:200]
+
+
+def _enable_token_auth_if_available() -> None:
+    # Ray 2.60 turns token auth on for a cluster it finds itself (auto) but not for an
+    # explicit HOST:PORT, so joining a `ray start --head` cluster by address failed after
+    # 20 s of InvalidAuthToken warnings; the token `ray start` saved (~/.ray/auth_token or
+    # RAY_AUTH_TOKEN[_PATH]) is used the same way for both
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+    except ImportError:  # another Ray version: its own defaults
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def connect(address: str | None, *, num_cpus: int | None = None, quiet: bool = False, debug: bool = False) -> bool:
     """Make sure Ray is initialised; True when this call started it (and should shut it down).
 
-    ``address`` None starts a local Ray (``num_cpus`` default: every CPU, dashboard off); ``auto``,
-    ``HOST:PORT`` or ``ray://HOST:PORT`` join a running cluster. An unreachable address is a
-    :class:`SearchKDError` with a one-line message.
+    ``address`` None: the cluster in ``RAY_ADDRESS`` when that is set (the state of a cluster
+    node's job), else a private local Ray (``num_cpus`` default: every CPU, dashboard off,
+    usage stats off, advertised on 127.0.0.1), whatever other Ray a ``ray start`` left on
+    this machine. ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` join a running cluster. A
+    cluster that cannot be joined is a :class:`SearchKDError` with a one-line message.
     """
-    _quiet_env()
+    _ray_env(quiet, debug)
+    import logging
+
     import ray
 
     if ray.is_initialized():
         return False
+    source = ""
+    if address is None and os.environ.get("RAY_ADDRESS"):
+        address, source = os.environ["RAY_ADDRESS"], " (from RAY_ADDRESS)"
+    level = logging.ERROR if quiet else logging.INFO
     if address is None:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        # address="local": a new Ray of our own; without it ray.init joins whatever cluster
+        # RAY_ADDRESS or /tmp/ray/ray_current_cluster names and refuses num_cpus
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+                 log_to_driver=False, logging_level=level, _node_ip_address="127.0.0.1")
         return True
-    if address != "auto":
-        _check_reachable(address)
+    if address not in ("auto", "local"):
+        _check_reachable(address, source)
+        _enable_token_auth_if_available()
     try:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=level)
     except Exception as e:  # ConnectionError, RuntimeError, grpc errors … all mean "no cluster there"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise SearchKDError(f"cannot connect to the Ray cluster at {address!r}: {first}") from None
+        hint = ("; the cluster uses token authentication: run on a node of the cluster (its token is in "
+                "~/.ray/auth_token), or set RAY_AUTH_TOKEN" if "auth" in str(e).lower() else "")
+        raise SearchKDError(f"cannot connect to the Ray cluster at {address!r}{source}: {first}{hint}") from None
     return True
 
 
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
+def _check_reachable(address: str, source: str = "", timeout: float = 5.0) -> None:
     client = address.startswith("ray://")
     hostport = address[len("ray://"):] if client else address
     host, sep, port = hostport.rpartition(":")
@@ -87,8 +134,9 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
     except (OSError, ValueError) as e:
-        raise SearchKDError(f"cannot reach the Ray cluster at {address!r} ({e}); start one with `ray start --head` "
-                            "or pass --ray-address auto on a cluster node") from None
+        fix = "unset RAY_ADDRESS to start a local Ray, or" if source else ""
+        raise SearchKDError(f"cannot reach the Ray cluster at {address!r}{source} ({e}); {fix} start one with "
+                            "`ray start --head` or pass --ray-address auto on a cluster node") from None
 
 
 def split_chunks(items: Sequence[str], n: int) -> list[list[str]]:
@@ -131,15 +179,17 @@ class RayRunner:
         cpus_per_trial, gpus_per_trial: resources of one trial.
         max_failures: retries of a failed trial.
         parallel: chunks per batch (default: how many trials the cluster fits at once).
+        quiet: no Ray or Tune banners.
     """
 
     def __init__(self, factory: Callable[[], Any], *, address: str | None = None, cpus_per_trial: float = 1,
-                 gpus_per_trial: float = 0, max_failures: int = MAX_FAILURES, parallel: int | None = None) -> None:
+                 gpus_per_trial: float = 0, max_failures: int = MAX_FAILURES, parallel: int | None = None,
+                 quiet: bool = False) -> None:
         if cpus_per_trial <= 0 or gpus_per_trial < 0:
             raise SearchKDError(f"cpus_per_trial must be > 0 and gpus_per_trial ≥ 0 (got {cpus_per_trial}, {gpus_per_trial})")
         self.factory = factory
         self._storage = ""
-        self._started = connect(address)
+        self._started = connect(address, quiet=quiet)
         try:  # a failed setup shuts down the Ray this runner started (a caller's Ray stays up)
             self._setup(cpus_per_trial, gpus_per_trial, max_failures, parallel)
         except BaseException:
@@ -181,9 +231,9 @@ class RayRunner:
         if not searcher.done:
             errors = [r.error for r in results if r.error is not None]
             err = errors[0] if errors else None
-            if isinstance(err, SearchKDError):
-                raise SearchKDError(str(err).strip().splitlines()[-1])
-            raise RuntimeError(f"a Ray Tune trial failed after {self.max_failures} retries: {err}")
+            if isinstance(err, SearchKDError) or "SearchKDError" in str(err):
+                raise SearchKDError(one_line_error(err))
+            raise RuntimeError(f"a Ray Tune trial failed after {self.max_failures} retries: {one_line_error(err)}")
         return searcher.value
 
     def run_once(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -199,8 +249,8 @@ class RayRunner:
         if result.error is not None:
             err = result.error
             if isinstance(err, SearchKDError) or "SearchKDError" in str(err):
-                raise SearchKDError(str(err).strip().splitlines()[-1].split("SearchKDError: ")[-1])
-            raise RuntimeError(f"a Ray Tune trial failed after {self.max_failures} retries: {err}")
+                raise SearchKDError(one_line_error(err))
+            raise RuntimeError(f"a Ray Tune trial failed after {self.max_failures} retries: {one_line_error(err)}")
         return json.loads(result.metrics["value"])
 
     def close(self) -> None:

@@ -46,8 +46,10 @@ from typing import Any, Callable
 from searchkd.bench import read_ground_truth
 from searchkd.errors import SearchKDError
 from searchkd.io import dumps, write_rows
+from searchkd.orchestrate.checks import check_inputs
 from searchkd.orchestrate.local import MAX_FAILURES
-from searchkd.types import SearchConfig, SearchResult
+from searchkd.orchestrate.ray_runner import one_line_error
+from searchkd.types import SearchConfig, SearchResult, check_setting
 
 __all__ = ["run_sweep", "load_sweep", "best_objective", "SWEEP_KEYS", "MAX_FAILURES"]
 
@@ -72,11 +74,21 @@ def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(SWEEP_KEYS))
     if unknown:
         raise SearchKDError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(SWEEP_KEYS)})")
+    for key, kind in (("search", dict), ("grid", dict), ("out", str), ("ground_truth", str), ("column", str),
+                      ("cpus_per_trial", (int, float)), ("gpus_per_trial", (int, float)), ("max_failures", int)):
+        if key in raw and (not isinstance(raw[key], kind) or isinstance(raw[key], bool)):
+            want = "a table [" + key + "]" if kind is dict else ("a string" if kind is str else "a number")
+            raise SearchKDError(f"{path}: {key} must be {want}, got {raw[key]!r}")
     base = dict(raw.get("search", {}))
     grid = dict(raw.get("grid", {}))
     for k, v in grid.items():
         if not isinstance(v, list) or not v:
             raise SearchKDError(f"{path}: grid.{k} must be a non-empty list")
+    try:
+        for k, v in [*base.items(), *((k, x) for k, xs in grid.items() for x in xs)]:
+            check_setting(k, v)
+    except SearchKDError as e:
+        raise SearchKDError(f"{path}: {e}") from None
     if "data" in base or "data" in grid:
         from searchkd.orchestrate.local import _absolute_data
 
@@ -151,7 +163,7 @@ def best_objective(config: SearchConfig, result: SearchResult) -> float | None:
 
 def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None = None, *,
               evaluator_factory: Callable[[SearchConfig], Any] | None = None,
-              space: Any = None, stream: Any = None) -> list[dict[str, Any]]:
+              space: Any = None, stream: Any = None, debug: bool = False, quiet: bool = False) -> list[dict[str, Any]]:
     """Run every search of a sweep config as a Ray Tune trial; print and write the summary.
 
     Args:
@@ -162,6 +174,10 @@ def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None 
             :func:`run_search` (tests); pickled to the workers.
         space: a space instance for every search instead of the registered one (tests).
         stream: where the table is printed (default stdout).
+        debug: print each failed search's whole error (a traceback) to stderr; without it
+            Tune's traceback logging is silenced and the summary's ``error`` column holds
+            one line per failed search.
+        quiet: no Ray or Tune banners.
 
     Returns:
         One row per search (also ``OUT/summary.csv``): the grid values, ``best_arch``,
@@ -171,14 +187,22 @@ def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None 
     from searchkd.orchestrate.driver import prepare
 
     sweep = load_sweep(config_toml_path)
-    for name, cfg in sweep["searches"].items():  # bad input fails here, before Ray starts
-        prepare(cfg, space, check_proxies=evaluator_factory is None)
+    opened: set[tuple[str, int]] = set()
+    for name, cfg in sweep["searches"].items():  # bad input fails here, before Ray starts or anything is written
+        try:
+            plan = prepare(cfg, space, check_proxies=evaluator_factory is None)
+            key = (str(plan.config.data), str(plan.config.batch_size))
+            if evaluator_factory is None:
+                check_inputs(plan.config, plan.space, device=False, data=key not in opened)
+        except (SearchKDError, TypeError, ValueError, AttributeError) as e:  # a value of the wrong type too
+            raise SearchKDError(f"{config_toml_path}: search {name}: {e}") from None
+        opened.add(key)
     gt = read_ground_truth(sweep["ground_truth"], sweep["column"]) if sweep["ground_truth"] else None
     out = Path(sweep["out"])
 
     from searchkd.orchestrate.ray_runner import connect
 
-    started = connect(ray_address)
+    started = connect(ray_address, quiet=quiet, debug=debug)
     from ray import tune
 
     try:
@@ -200,6 +224,10 @@ def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None 
 
             ray.shutdown()
     by_name = {r.config["name"]: r for r in results}
+    if debug:
+        for name, r in by_name.items():
+            if r.error is not None:
+                print(f"search {name} failed:\n{r.error}", file=sys.stderr)
     rows = []
     for name, cfg in sweep["searches"].items():
         row = _summary_row(name, cfg, sweep["grid"], by_name.get(name))
@@ -215,7 +243,7 @@ def _summary_row(name: str, cfg: SearchConfig, grid: list[str], r: Any) -> dict[
     row: dict[str, Any] = {"name": name, **{k: getattr(cfg, k) for k in grid}}
     res = json.loads(r.metrics["result"]) if r is not None and r.error is None and "result" in (r.metrics or {}) else None
     if res is None or res.get("best") is None:
-        err = "no feasible arch" if res is not None else (str(r.error).strip().splitlines()[-1][:200] if r else "not run")
+        err = "no feasible arch" if res is not None else (one_line_error(r.error) if r else "not run")
         row.update(best_arch="", objective="", params="", flops="", trials="", seconds="", error=err)
     else:
         best = res["best"]

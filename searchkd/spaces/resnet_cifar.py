@@ -31,7 +31,7 @@ def parse_blocks(arch: str, max_blocks: int = 64) -> tuple[int, int, int]:
     if not isinstance(arch, str):
         raise SearchKDError(f"resnet_cifar: an arch is a string A-B-C, got {type(arch).__name__}")
     parts = arch.split("-")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):  # int() takes "٣", not "²"
         raise SearchKDError(f"resnet_cifar: malformed arch {arch!r}: expected A-B-C, blocks per stage, e.g. 3-3-3")
     blocks = tuple(int(p) for p in parts)
     if not all(1 <= b <= max_blocks for b in blocks):

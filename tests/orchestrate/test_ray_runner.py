@@ -176,3 +176,31 @@ def test_run_once_is_one_trial_on_a_worker_and_errors_stay_one_line():
             runner.run_once(_toy_search.refuse, 3)
     finally:
         runner.close()
+
+
+def test_a_sweep_with_a_failed_search_exits_non_zero_one_line_each(tmp_path, capsys, monkeypatch):
+    import functools
+
+    import searchkd.orchestrate
+    from searchkd.cli import main
+
+    def factory_for(cfg):
+        if cfg.seed == 1:
+            def broken():
+                def ev(archs):
+                    raise SearchKDError("seed 1 cannot be scored")
+                return ev
+            return broken
+        return _toy_search.toy_factory_for(cfg)
+
+    monkeypatch.setattr(searchkd.orchestrate, "run_sweep",
+                        functools.partial(run_sweep, evaluator_factory=factory_for, space=ToySpace()))
+    toml = tmp_path / "sweep.toml"
+    toml.write_text(f'out = "{tmp_path / "sw"}"\nmax_failures = 0\n[search]\nspace = "toy"\nproxy = "toy"\n'
+                    'strategy = "random"\nbudget = 4\n[grid]\nseed = [0, 1]\n')
+    assert main(["sweep", str(toml), "--quiet"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["searchkd: error: search seed=1 failed: seed 1 cannot be scored",
+                   "searchkd: error: 1 of 2 searches failed (a rerun redoes only those; --debug shows the tracebacks)"]
+    assert (tmp_path / "sw" / "seed=0" / "result.json").exists()
+    assert not (tmp_path / "sw" / "seed=1").exists()  # the failed start left nothing to block a rerun
