@@ -126,6 +126,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
                      gpus_per_trial=args.gpus_per_trial, progress=False if args.quiet else None,
                      ground_truth=args.ground_truth, column=args.column, **_strategy_options(args))
     b = res.best
+    if b is None:
+        why = ("every score was non-finite (the proxy failed on every architecture: NaN or ±inf)"
+               if res.all_nonfinite else "no architecture was feasible")
+        raise SearchKDError(f"no best architecture after {res.trials} trials: {why}; the trials are in "
+                            f"{args.out}/trials.jsonl, result.json has best null")
     print(f"best {b.arch}")
     print("  " + "  ".join(f"{k} {v:.6g}" for k, v in b.scores.items()) + f"  params {b.params:.4g} M  flops {b.flops:.4g} M")
     print(f"{res.trials} trials in {res.seconds:.1f} s; pareto set {len(res.pareto)}; wrote {args.out}/result.json")

@@ -187,6 +187,8 @@ class SearchResult:
             spaces searched with a SuperLM), else None (not written).
         ground_truth: the best arch's value in a ground-truth CSV, looked up after the search
             (``file``, ``column``, ``arch``, ``value``), else None (not written).
+        all_nonfinite: every trial's every score was non-finite (NaN, ±inf: written as null),
+            so nothing could be ranked: ``best`` is None and ``pareto`` empty (written only when true).
     """
 
     config: dict[str, Any]
@@ -198,6 +200,8 @@ class SearchResult:
     history: list[Trial] = field(default_factory=list, repr=False)
     student: str | None = None
     ground_truth: dict[str, Any] | None = None
+    #: every trial scored non-finite (a proxy that failed on every arch): ``best`` is None
+    all_nonfinite: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = {"searchkd_version": self.searchkd_version, "config": self.config,
@@ -207,6 +211,8 @@ class SearchResult:
             d["student"] = self.student
         if self.ground_truth is not None:
             d["ground_truth"] = self.ground_truth
+        if self.all_nonfinite:
+            d["all_nonfinite"] = True
         return d
 
     @classmethod
@@ -218,7 +224,7 @@ class SearchResult:
                        pareto=[Trial.from_dict(p, i=-1) for p in d["pareto"]],
                        trials=int(d["trials"]), seconds=float(d["seconds"]),
                        searchkd_version=str(d.get("searchkd_version", "")), student=d.get("student"),
-                       ground_truth=d.get("ground_truth"))
+                       ground_truth=d.get("ground_truth"), all_nonfinite=bool(d.get("all_nonfinite", False)))
         except (KeyError, TypeError, ValueError) as e:
             raise SearchKDError(f"not a searchkd result ({type(e).__name__}: {e})") from None
 

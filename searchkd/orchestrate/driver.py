@@ -217,7 +217,7 @@ def run_search(
 
         result.student = str(export_search_best(absolute_config(config), supernet, result.best.arch, out))
         result.to_json(out / tlog.RESULT)
-    if plots and records:
+    if plots and records and result.best is not None:
         from searchkd.orchestrate.plots import plot_search
 
         plot_search(result, plan.objectives, out)
@@ -386,5 +386,9 @@ def _result(plan: Plan, records: list[Trial], seconds: float) -> SearchResult:
         points = [obj.values(t) for t in records]
     else:
         points = [(obj.proxy_value(t), -t.params) for t in records]
+    if records and not any(math.isfinite(v) for t in records for v in t.scores.values()):
+        # nothing to rank: an arbitrary "best" would look like a finding
+        return SearchResult(config=plan.config.to_dict(), best=None, pareto=[], trials=len(records), seconds=seconds,
+                            searchkd_version=__version__, history=records, all_nonfinite=True)
     return SearchResult(config=plan.config.to_dict(), best=_best(records, obj), pareto=pareto_front(records, points),
                         trials=len(records), seconds=seconds, searchkd_version=__version__, history=records)

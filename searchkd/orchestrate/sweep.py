@@ -243,7 +243,8 @@ def _summary_row(name: str, cfg: SearchConfig, grid: list[str], r: Any) -> dict[
     row: dict[str, Any] = {"name": name, **{k: getattr(cfg, k) for k in grid}}
     res = json.loads(r.metrics["result"]) if r is not None and r.error is None and "result" in (r.metrics or {}) else None
     if res is None or res.get("best") is None:
-        err = "no feasible arch" if res is not None else (one_line_error(r.error) if r else "not run")
+        err = (("every score non-finite" if res.get("all_nonfinite") else "no feasible arch") if res is not None
+               else (one_line_error(r.error) if r else "not run"))
         row.update(best_arch="", objective="", params="", flops="", trials="", seconds="", error=err)
     else:
         best = res["best"]

@@ -108,3 +108,35 @@ def test_a_sweep_checks_every_search_before_ray(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "teacher=resnet57" in err and "unknown teacher 'resnet57'" in err
     assert not (tmp_path / "sweep").exists()
+
+
+def _nonfinite_evaluator():
+    def evaluate(archs):
+        return [{"arch": a, "scores": {"params": float("-inf")}, "params": 1.0, "flops": 1.0} for a in archs]
+
+    return evaluate
+
+
+def test_a_search_where_every_score_is_non_finite_has_no_best(tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    res = run_search({"space": "resnet_cifar", "proxy": "params", "strategy": "random", "budget": 3}, out,
+                     evaluator=_nonfinite_evaluator)
+    assert res.best is None and res.pareto == [] and res.all_nonfinite and res.trials == 3
+    text = (out / "result.json").read_text()
+    d = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+    assert d["best"] is None and d["all_nonfinite"] is True and "inf" not in text.lower()
+    assert not (out / "pareto.png").exists()  # no empty plots
+    line = json.loads((out / "trials.jsonl").read_text().splitlines()[0])
+    assert line["scores"] == {"params": None}
+
+
+def test_the_cli_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    import searchkd.api
+    from searchkd.types import SearchResult
+
+    monkeypatch.setattr(searchkd.api, "search", lambda **k: SearchResult({}, None, [], 5, 0.0, all_nonfinite=True))
+    assert main([*SEARCH, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "every score was non-finite" in err
