@@ -158,7 +158,8 @@ def pick_teacher(student: Any, candidates: list[str], *, space: str | None = Non
 def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evolution", budget: int = 100, seed: int = 0,
            *, out: str | None = None, resume: bool = False, runner: str = "local", ray_address: str | None = None,
            cpus_per_trial: float = 1, gpus_per_trial: float = 0, progress: bool | None = None,
-           ground_truth: str | None = None, column: str = "cifar10_test_acc", **options: Any) -> Any:
+           ground_truth: str | None = None, column: str = "cifar10_test_acc", dataset: str | None = None,
+           **options: Any) -> Any:
     """Search ``space`` for the student ``proxy`` likes best; returns a :class:`~searchkd.types.SearchResult`.
 
     ``options`` are the other fields of :class:`~searchkd.types.SearchConfig` (``teacher``,
@@ -170,8 +171,10 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
     ``proxy`` None: the strategy's default score source (``autodistil``: ``superlm``; ``darts``,
     ``sd-darts``: ``derived_acc``), else the space's (BERT spaces: ``superlm``), else ``diswot``.
 
-    ``ground_truth`` (a CSV with ``arch`` and ``column``): after the search, the best arch's
-    value is looked up and stored in the result (``ground_truth``); the search never sees it.
+    ``ground_truth`` (a CSV with ``arch`` and ``column``, or ``nb201:FILE.pth`` with ``dataset``,
+    see :mod:`searchkd.ground_truth`): after the search, the best arch's value (and official
+    index, where known) is looked up and stored in the result (``ground_truth``); the search
+    never sees it.
     """
     import tempfile
 
@@ -191,23 +194,26 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
               gpus_per_trial=gpus_per_trial, progress=progress)
     truth = None
     if ground_truth is not None:  # read first: a bad file is bad input, found before the search
-        from searchkd.bench import read_ground_truth
+        from searchkd.ground_truth import read_ground_truth
 
-        truth = read_ground_truth(ground_truth, column)
+        truth = read_ground_truth(ground_truth, column, dataset)
     if out is None:
         with tempfile.TemporaryDirectory(prefix="searchkd-") as tmp:
             return _with_truth(run_search(config, tmp, plots=False, **kw), truth, ground_truth, column, None)
     return _with_truth(run_search(config, out, **kw), truth, ground_truth, column, out)
 
 
-def _with_truth(result: Any, truth: dict[str, float] | None, path: str | None, column: str, out: str | None) -> Any:
-    """The result with the best arch's ground-truth value (None when the CSV lacks it)."""
+def _with_truth(result: Any, truth: Any, path: str | None, column: str, out: str | None) -> Any:
+    """The result with the best arch's ground-truth value (None when the source lacks it)."""
     import os
 
     if truth is None or result.best is None:
         return result
-    result.ground_truth = {"file": os.path.abspath(str(path)), "column": column, "arch": result.best.arch,
+    file = str(path) if str(path).startswith("nb201:") else os.path.abspath(str(path))
+    result.ground_truth = {"file": file, "column": column, "arch": result.best.arch,
                            "value": truth.get(result.best.arch)}
+    if result.best.arch in truth.index:
+        result.ground_truth["index"] = truth.index[result.best.arch]
     if out is not None:
         import pathlib
 

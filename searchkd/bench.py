@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import inspect
 import math
 import time
@@ -12,32 +11,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from searchkd.errors import SearchKDError
+from searchkd.ground_truth import read_ground_truth  # the one reader, re-exported here
 
 __all__ = ["read_ground_truth", "correlation", "rank_stats", "rank_worst"]
-
-
-def read_ground_truth(path: str | Path, column: str) -> dict[str, float]:
-    """``arch`` → value of ``column`` from a CSV with an ``arch`` column.
-
-    The one ground-truth reader: ``bench correlation``, sweeps and the benchmark scripts use it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SearchKDError(f"ground-truth file not found: {path}")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        if "arch" not in cols or column not in cols:
-            raise SearchKDError(f"{path} needs columns 'arch' and {column!r}; it has {', '.join(cols) or 'none'}")
-        out = {}
-        for i, row in enumerate(reader, start=2):
-            try:
-                out[row["arch"]] = float(row[column])
-            except (TypeError, ValueError):
-                raise SearchKDError(f"{path}:{i}: {column}={row[column]!r} is not a number") from None
-    if not out:
-        raise SearchKDError(f"{path} has no rows")
-    return out
 
 
 def rank_worst(scores: Sequence[float | None]) -> np.ndarray:
@@ -134,16 +110,18 @@ def _kendall_b(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
 def correlation(space: str, proxies: list[str], ground_truth: str | Path, column: str, *, sample: int | None = None,
                 data: str = "embedded", batch_size: int = 64, teacher: str | None = None, seed: int = 0,
                 device: str | None = None, combine: str | None = None, out: str | Path | None = None,
-                progress: bool | None = None) -> dict[str, Any]:
+                progress: bool | None = None, dataset: str | None = None) -> dict[str, Any]:
     """Score ``sample`` seeded random archs of the ground truth (all when None) and correlate.
 
-    Writes ``out`` (JSON, the CONTRACT schema), a scatter PNG and the per-arch scores
-    (``.scores.csv``, with the ground truth) beside it when ``out`` is given.
+    ``ground_truth``: a CSV, or ``nb201:FILE.pth`` (the official file) for ``dataset`` (see
+    :mod:`searchkd.ground_truth`). Writes ``out`` (JSON, the CONTRACT schema), a scatter PNG
+    and the per-arch scores (``.scores.csv``, with the ground truth and the official
+    ``index`` where the source has one) beside it when ``out`` is given.
     """
     from searchkd import api
     from searchkd.io import write_json, write_rows
 
-    gt = read_ground_truth(ground_truth, column)
+    gt = read_ground_truth(ground_truth, column, dataset)
     sp = api.get_space(space)
     archs = sorted(gt)
     for a in archs[:5]:
@@ -162,6 +140,8 @@ def correlation(space: str, proxies: list[str], ground_truth: str | Path, column
     cols = list(proxies) + (["rank"] if combine == "rank" else [])
     result: dict[str, Any] = {"space": space, "column": column, "n": len(rows), "data": data,
                               "batch_size": batch_size, "seed": seed, "proxies": {}}
+    if dataset is not None:
+        result["dataset"] = dataset
     for p in cols:
         stats = rank_stats([r[p] for r in rows], truth)
         # a proxy's own time per arch; the rank's is the whole scoring (building included)
@@ -170,7 +150,8 @@ def correlation(space: str, proxies: list[str], ground_truth: str | Path, column
         result["proxies"]["rank(" + ",".join(proxies) + ")" if p == "rank" else p] = stats
     if out is not None:
         write_json(out, result)
-        write_rows(Path(out).with_suffix(".scores.csv"), [{**r, column: t} for r, t in zip(rows, truth)])
+        index = ({"index": gt.index.get(r["arch"], "")} if gt.index else {} for r in rows)
+        write_rows(Path(out).with_suffix(".scores.csv"), [{**ix, **r, column: t} for ix, r, t in zip(index, rows, truth)])
         _scatter(Path(out).with_suffix(".png"), rows, truth, cols, column)
     return result
 

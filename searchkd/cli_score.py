@@ -44,8 +44,11 @@ def register(sub: Any, common: Any) -> None:
     bsub = b.add_subparsers(dest="bench", metavar="BENCH", required=True)
     c = bsub.add_parser("correlation", help="Kendall/Spearman/Pearson of proxies vs a ground-truth column, plus a scatter PNG")
     _scoring_args(c)
-    c.add_argument("--ground-truth", required=True, help="CSV with columns arch and --column")
-    c.add_argument("--column", required=True, help="ground-truth column, e.g. cifar10_test_acc")
+    c.add_argument("--ground-truth", required=True, help="CSV with columns arch and --column, or nb201:FILE.pth "
+                   "(the official NAS-Bench-201 file, a pickle: trusted input; needs the nas-bench-201 package)")
+    c.add_argument("--column", required=True, help="ground-truth column, e.g. cifar10_test_acc; for nb201:FILE "
+                   "test-accuracy, valid-accuracy, … (or DATASET_test_acc)")
+    c.add_argument("--dataset", help="with nb201:FILE: cifar10 (default), cifar10-valid, cifar100, ImageNet16-120")
     c.add_argument("--sample", type=int, help="score N seeded random archs of the CSV (default all)")
     c.add_argument("--out", required=True, help="JSON output (a PNG is written beside it)")
     common(c)
@@ -136,7 +139,7 @@ def _cmd_correlation(args: argparse.Namespace) -> int:
     res = correlation(args.space, args.proxy, args.ground_truth, args.column, sample=args.sample,
                       data=args.data or api.default_data(args.space),
                       batch_size=args.batch_size, teacher=resolve_teacher_arg(args), seed=args.seed, device=args.device,
-                      combine=args.combine, out=args.out, progress=False if args.quiet else None)
+                      combine=args.combine, out=args.out, progress=False if args.quiet else None, dataset=args.dataset)
     print(f"{'proxy':<24} {'kendall':>8} {'spearman':>9} {'pearson':>8} {'s/arch':>8}   (n={res['n']}, {args.column})")
     for name, s in res["proxies"].items():
         print(f"{name:<24} {s['kendall']:>8.3f} {s['spearman']:>9.3f} {s['pearson']:>8.3f} {s['seconds_per_arch']:>8.3f}")

@@ -67,9 +67,11 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--gpus-per-trial", type=float, default=0)
     p.add_argument("--out", required=True, help="result directory")
     p.add_argument("--resume", action="store_true", help="continue the search logged in --out")
-    p.add_argument("--ground-truth", help="a CSV (arch + --column): the best arch's accuracy is looked up after the "
-                   "search and reported, never used by it")
+    p.add_argument("--ground-truth", help="a CSV (arch + --column) or nb201:FILE.pth: the best arch's accuracy is "
+                   "looked up after the search and reported, never used by it")
     p.add_argument("--column", default="cifar10_test_acc", help="the accuracy column of --ground-truth")
+    p.add_argument("--dataset", help="with --ground-truth nb201:FILE.pth: cifar10 (default), cifar10-valid, cifar100, "
+                   "ImageNet16-120")
     g = p.add_argument_group("darts, sd-darts (--budget counts epochs)")
     for flag, typ, text in _DARTS_FLAGS:
         g.add_argument(flag, type=typ, help=text)
@@ -124,7 +126,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                      max_params=args.max_params, combine=args.combine, out=args.out, resume=args.resume,
                      runner=args.runner, ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
                      gpus_per_trial=args.gpus_per_trial, progress=False if args.quiet else None,
-                     ground_truth=args.ground_truth, column=args.column, **_strategy_options(args))
+                     ground_truth=args.ground_truth, column=args.column, dataset=args.dataset,
+                     **_strategy_options(args))
     b = res.best
     if b is None:
         why = ("every score was non-finite (the proxy failed on every architecture: NaN or ±inf)"
@@ -140,7 +143,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(f"alphas per epoch: {args.out}/alphas.json, {args.out}/alphas.png")
     if res.ground_truth is not None:
         gt = res.ground_truth
-        print(f"ground truth (looked up after the search): {gt['column']} {gt['value']} for the best arch")
+        ix = f" (NAS-Bench-201 index {gt['index']})" if "index" in gt else ""
+        print(f"ground truth (looked up after the search): {gt['column']} {gt['value']} for the best arch{ix}")
     return 0
 
 

@@ -3,8 +3,9 @@
 A sweep config (see ``examples/sweep_nb201.toml``)::
 
     out = "runs/sweep_nb201"                  # one result dir per search below it
-    ground_truth = "../shared/data/nb201/nb201_cifar10.csv"   # optional
+    ground_truth = "../shared/data/nb201/nb201_cifar10.csv"   # optional; or "nb201:FILE.pth"
     column = "cifar10_test_acc"               # the accuracy column of ground_truth
+    # dataset = "cifar100"                    # with nb201:FILE.pth (searchkd.ground_truth)
     cpus_per_trial = 1                        # optional, also gpus_per_trial, max_failures (default 2)
 
     [search]                                  # shared settings: any SearchConfig field
@@ -43,7 +44,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from searchkd.bench import read_ground_truth
+from searchkd.ground_truth import read_ground_truth
 from searchkd.errors import SearchKDError
 from searchkd.io import dumps, write_rows
 from searchkd.orchestrate.checks import check_inputs
@@ -53,7 +54,7 @@ from searchkd.types import SearchConfig, SearchResult, check_setting
 
 __all__ = ["run_sweep", "load_sweep", "best_objective", "SWEEP_KEYS", "MAX_FAILURES"]
 
-SWEEP_KEYS = ("out", "ground_truth", "column", "cpus_per_trial", "gpus_per_trial", "max_failures", "search", "grid")
+SWEEP_KEYS = ("out", "ground_truth", "column", "dataset", "cpus_per_trial", "gpus_per_trial", "max_failures", "search", "grid")
 #: retries of a failed Ray Tune trial: the default of a sweep's searches and of ``search --runner ray``
 
 
@@ -74,7 +75,7 @@ def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(SWEEP_KEYS))
     if unknown:
         raise SearchKDError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(SWEEP_KEYS)})")
-    for key, kind in (("search", dict), ("grid", dict), ("out", str), ("ground_truth", str), ("column", str),
+    for key, kind in (("search", dict), ("grid", dict), ("out", str), ("ground_truth", str), ("column", str), ("dataset", str),
                       ("cpus_per_trial", (int, float)), ("gpus_per_trial", (int, float)), ("max_failures", int)):
         if key in raw and (not isinstance(raw[key], kind) or isinstance(raw[key], bool)):
             want = "a table [" + key + "]" if kind is dict else ("a string" if kind is str else "a number")
@@ -114,7 +115,8 @@ def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise SearchKDError(f"{path}: ground_truth needs a column (e.g. column = \"cifar10_test_acc\")")
     return {"searches": searches, "grid": list(grid),
             "out": os.path.abspath(raw.get("out", "runs/sweep")),
-            "ground_truth": None if gt is None else os.path.abspath(gt), "column": column,
+            "ground_truth": None if gt is None else (gt if gt.startswith("nb201:") else os.path.abspath(gt)),
+            "column": column, "dataset": raw.get("dataset"),
             "cpus_per_trial": float(raw.get("cpus_per_trial", 1)), "gpus_per_trial": float(raw.get("gpus_per_trial", 0)),
             "max_failures": int(raw.get("max_failures", MAX_FAILURES))}
 
@@ -197,7 +199,7 @@ def run_sweep(config_toml_path: str | os.PathLike[str], ray_address: str | None 
         except (SearchKDError, TypeError, ValueError, AttributeError) as e:  # a value of the wrong type too
             raise SearchKDError(f"{config_toml_path}: search {name}: {e}") from None
         opened.add(key)
-    gt = read_ground_truth(sweep["ground_truth"], sweep["column"]) if sweep["ground_truth"] else None
+    gt = read_ground_truth(sweep["ground_truth"], sweep["column"], sweep["dataset"]) if sweep["ground_truth"] else None
     out = Path(sweep["out"])
 
     from searchkd.orchestrate.ray_runner import connect
