@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pytest
 
+# Ray's usage-stats module reports each ray.init and probes the cloud metadata endpoint: off,
+# before any test imports ray (searchkd's own Ray start sets the same)
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEARCHKD_SHARED", ROOT.parent / "shared")) / "data"
 

@@ -86,3 +86,24 @@ def test_ray_address_in_the_environment_that_is_down_is_one_line(tmp_path):
     assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
     assert "127.0.0.1:1' (from RAY_ADDRESS)" in p.stderr and "unset RAY_ADDRESS" in p.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_threads_apply_to_one_command_and_are_put_back(tmp_path, capsys, monkeypatch):
+    import torch
+
+    import searchkd.api
+
+    seen = []
+    real = searchkd.api.score_archs
+
+    def spy(*a, **k):
+        seen.append(torch.get_num_threads())
+        return real(*a, **k)
+
+    monkeypatch.setattr(searchkd.api, "score_archs", spy)
+    before = torch.get_num_threads()
+    assert main([*SCORE, "--threads", "1"]) == 0
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert main(SCORE) == 0
+    assert seen == [1, 2] and torch.get_num_threads() == before
+    _one_line(capsys, "--threads", 2, main([*SCORE, "--threads", "0"]))

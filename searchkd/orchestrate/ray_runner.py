@@ -151,9 +151,20 @@ def split_chunks(items: Sequence[str], n: int) -> list[list[str]]:
     return out
 
 
-def _evaluate_chunk(config: dict[str, Any], factory: Callable[[], Any], token: str) -> None:
+def set_trial_threads(cpus: float) -> None:
+    """A Ray trial computes with the CPUs it was given: torch's intra-op threads = its CPUs."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(max(1, int(cpus)))
+
+
+def _evaluate_chunk(config: dict[str, Any], factory: Callable[[], Any], token: str, cpus: float = 1) -> None:
     """The Tune trainable: evaluate one chunk and report its records as JSON."""
     from ray import tune
+
+    set_trial_threads(cpus)
 
     evaluate = _EVALUATORS.get(token)
     if evaluate is None:
@@ -163,9 +174,11 @@ def _evaluate_chunk(config: dict[str, Any], factory: Callable[[], Any], token: s
     tune.report({"records": json.dumps(records), "n": len(records)})
 
 
-def _call_trial(config: dict[str, Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _call_trial(config: dict[str, Any], fn: Callable[..., Any], args: tuple[Any, ...], cpus: float = 1) -> None:
     """The Tune trainable of :meth:`RayRunner.run_once`: one call, its JSON result reported."""
     from ray import tune
+
+    set_trial_threads(cpus)
 
     tune.report({"value": json.dumps(fn(*args))})
 
@@ -217,7 +230,8 @@ class RayRunner:
 
         searcher = _step_searcher(steps, self.parallel)
         trainable = tune.with_resources(
-            tune.with_parameters(_evaluate_chunk, factory=self.factory, token=self.token), self.resources)
+            tune.with_parameters(_evaluate_chunk, factory=self.factory, token=self.token, cpus=self.resources["cpu"]),
+            self.resources)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, reuse_actors=True,
@@ -241,7 +255,8 @@ class RayRunner:
         with ``gpus_per_trial``); its result must be JSON-friendly and comes back through JSON."""
         from ray import tune
 
-        trainable = tune.with_resources(tune.with_parameters(_call_trial, fn=fn, args=args), self.resources)
+        trainable = tune.with_resources(tune.with_parameters(_call_trial, fn=fn, args=args, cpus=self.resources["cpu"]),
+                                        self.resources)
         tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(num_samples=1, trial_dirname_creator=_trial_dirname),
                            run_config=tune.RunConfig(storage_path=self._storage, name=f"once-{uuid.uuid4().hex[:8]}",
                                                      verbose=0, failure_config=tune.FailureConfig(max_failures=self.max_failures)))

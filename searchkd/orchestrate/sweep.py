@@ -49,7 +49,7 @@ from searchkd.errors import SearchKDError
 from searchkd.io import dumps, write_rows
 from searchkd.orchestrate.checks import check_inputs
 from searchkd.orchestrate.local import MAX_FAILURES
-from searchkd.orchestrate.ray_runner import one_line_error
+from searchkd.orchestrate.ray_runner import one_line_error, set_trial_threads
 from searchkd.types import SearchConfig, SearchResult, check_setting
 
 __all__ = ["run_sweep", "load_sweep", "best_objective", "SWEEP_KEYS", "MAX_FAILURES"]
@@ -131,12 +131,7 @@ def _sweep_trial(config: dict[str, Any], searches: dict[str, dict[str, Any]], ou
 
     from searchkd.orchestrate.driver import run_search
 
-    try:
-        import torch
-
-        torch.set_num_threads(max(1, int(cpus)))
-    except ImportError:  # pragma: no cover
-        pass
+    set_trial_threads(cpus)
     name = config["name"]
     cfg = SearchConfig.from_dict(searches[name])
     ev = None if evaluator_factory is None else evaluator_factory(cfg)
