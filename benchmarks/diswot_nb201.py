@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import CIFAR1K, NB201_CSV, OUT, ground_truth, machine, rank_stats, write_json  # noqa: E402
 
 
-def measure(cells: list[str], seed: int, batch_size: int, data: str) -> dict[str, list[float]]:
+def measure(cells: list[str], seed: int, batch_size: int, data: str, common_draws: bool = False) -> dict[str, list[float]]:
     import torch
 
     from searchkd.data import load_images
@@ -46,7 +46,10 @@ def measure(cells: list[str], seed: int, batch_size: int, data: str) -> dict[str
         state = diswot.prepare(teacher, batch, cfg)
         for arch in cells:
             torch.manual_seed(seed)
-            parts = diswot.score(space.build(arch, 10), batch, state)
+            net = space.build(arch, 10)
+            if common_draws:  # the N(0,1) re-init starts from the same RNG state for every cell, as Scorer runs it
+                torch.manual_seed(seed)
+            parts = diswot.score(net, batch, state)
             for k, v in parts.items():
                 out.setdefault(f"{k}[{init}]", []).append(v)
     return out
@@ -92,6 +95,9 @@ def main() -> None:
     ap.add_argument("--ground-truth", default=str(NB201_CSV))
     ap.add_argument("--timing-cells", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--common-draws", action="store_true",
+                    help="re-seed before DisWOT's N(0,1) re-init, so every cell draws the same numbers (as the "
+                         "engine's Scorer does); without it the re-init continues the build's RNG stream")
     ap.add_argument("--out", default=str(OUT / "diswot_nb201.json"))
     args = ap.parse_args()
 
@@ -113,7 +119,7 @@ def main() -> None:
     raw = {}
     for seed in seeds:
         t0 = time.perf_counter()
-        terms = measure(cells, seed, args.batch_size, args.data)
+        terms = measure(cells, seed, args.batch_size, args.data, args.common_draws)
         print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
         raw[seed] = terms
         for init in ("normal", "default"):
@@ -164,6 +170,7 @@ def main() -> None:
     write_json(Path(args.out), {"benchmark": "diswot_nb201", "cells": args.cells, "seeds": seeds,
                                 "batch_size": args.batch_size, "data": args.data, "teacher": "nb201-best",
                                 "seed_streams": "teacher from searchkd.seeds.teacher_seed(seed), students from seed",
+                                "common_draws": args.common_draws,
                                 "summary": summary, "variant_selection": split, "timing": timing, "machine": machine()})
 
 
