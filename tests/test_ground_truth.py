@@ -35,15 +35,13 @@ def _results(api_utils, index, arch, accs_by_set, dataset, seeds=(777, 888), epo
     return ar
 
 
-@pytest.fixture(scope="module")
-def nb201_file(tmp_path_factory):
+@pytest.fixture
+def nb201_file(tmp_path_factory, nb201_csv):
     """A NAS-Bench-201 file of 5 archs of the shared CSV (indices kept), for cifar10 and cifar100."""
     import torch
 
     api_utils = pytest.importorskip("nas_201_api.api_utils")
-    from conftest import shared_file
-
-    with open(shared_file("nb201/nb201_cifar10.csv"), newline="") as f:
+    with open(nb201_csv, newline="") as f:
         rows = list(csv.DictReader(f))[:5]
     n = max(int(r["index"]) for r in rows) + 1
     meta = [f"|none~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~{i}|" for i in range(n)]  # placeholders
