@@ -80,9 +80,15 @@ class _Threads:
             sys.modules["torch"].set_num_threads(self.before)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=_seed, default=0, help="random seed, a non-negative integer (default 0)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
+def _common(p: argparse.ArgumentParser, *, seed_device: bool = True) -> None:
+    """The options of every torch command; ``seed_device=False`` (sweep): a sweep's seeds and
+    device are its TOML's, so ``--seed``/``--device`` are refused with a one-line hint."""
+    if seed_device:
+        p.add_argument("--seed", type=_seed, default=0, help="random seed, a non-negative integer (default 0)")
+        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
+    else:
+        p.add_argument("--seed", default=None, help=argparse.SUPPRESS)
+        p.add_argument("--device", default=None, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no progress bar, no Ray or Tune banners")
     p.add_argument("--debug", action="store_true", help="show the tracebacks of failures (internal errors, Ray trials)")
     p.add_argument("--threads", type=_positive, default=None,

@@ -108,7 +108,7 @@ def register(sub: Any, common: Any) -> None:
     s = sub.add_parser("sweep", help="a grid of searches (teachers x proxies x budgets x seeds) as Ray Tune trials")
     s.add_argument("config", help="the sweep's TOML file (see examples/sweep_nb201.toml)")
     s.add_argument("--ray-address", help="join a Ray cluster (auto, HOST:PORT, ray://HOST:PORT)")
-    common(s)
+    common(s, seed_device=False)
     s.set_defaults(run=_cmd_sweep)
 
 
@@ -153,16 +153,29 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"options": opts} if opts else {}
 
 
+def _warning_lines(show: Any) -> Any:
+    """``warnings.showwarning`` that prints searchkd's own warnings as one line on stderr, as they
+    happen (a teacher near chance: before hours of training); others as ``show`` does."""
+    import sys
+
+    def showwarning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if "searchkd" in str(filename):
+            print(f"searchkd: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def _cmd_distill(args: argparse.Namespace) -> int:
+    import warnings
+
     from searchkd import api
 
-    rep = api.distill(args.result, top=args.top, controls=args.controls, epochs=args.epochs, data=args.data,
-                      teacher=args.teacher, teacher_weights=args.teacher_weights, train_teacher=args.train_teacher,
-                      baseline=args.baseline, kd_weight=args.kd_weight, temperature=args.temperature,
-                      feature_losses=args.feature_losses, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      device=args.device, resume=args.resume, progress=False if args.quiet else None,
-                      vanilla_best=args.vanilla_best, include=tuple(args.include), held_out=args.held_out,
-                      proxy=args.proxy, **({} if args.steps is None else {"steps": args.steps}))  # BERT only
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", UserWarning)
+        warnings.showwarning = _warning_lines(warnings.showwarning)
+        rep = _distill(args, api)
     if rep.get("kind") == "text":  # a BERT space's report (searchkd.distill.text)
         from searchkd.distill.text import summary_lines
 
@@ -180,8 +193,20 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     corr = v.get("proxy_vs_kd", {})
     print(f"proxy vs KD accuracy: kendall {corr.get('kendall_tau')} spearman {corr.get('spearman_rho')} (n={corr.get('n')}); "
           f"pick beats controls: mean {v.get('pick_beats_controls_mean')} best {v.get('pick_beats_controls_best')}")
+    for note in rep.get("notes", []):
+        print(f"note: {note}")
     print(f"wrote {rep.get('verify_json', 'verify.json')}")
     return 0
+
+
+def _distill(args: argparse.Namespace, api: Any) -> dict[str, Any]:
+    return api.distill(args.result, top=args.top, controls=args.controls, epochs=args.epochs, data=args.data,
+                       teacher=args.teacher, teacher_weights=args.teacher_weights, train_teacher=args.train_teacher,
+                       baseline=args.baseline, kd_weight=args.kd_weight, temperature=args.temperature,
+                       feature_losses=args.feature_losses, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       device=args.device, resume=args.resume, progress=False if args.quiet else None,
+                       vanilla_best=args.vanilla_best, include=tuple(args.include), held_out=args.held_out,
+                       proxy=args.proxy, **({} if args.steps is None else {"steps": args.steps}))  # BERT only
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -189,6 +214,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     from searchkd import orchestrate
 
+    for flag in ("seed", "device"):  # a sweep's own settings, per search: refused rather than ignored
+        if getattr(args, flag) is not None:
+            where = "a [grid] axis, e.g. seed = [0, 1, 2], or [search]" if flag == "seed" else "[search] (or a [grid] axis)"
+            raise SearchKDError(f"sweep: --{flag} is not a sweep option: set {flag} in the sweep's TOML, in {where}")
     rows = orchestrate.run_sweep(args.config, ray_address=args.ray_address, debug=args.debug, quiet=args.quiet)
     failed = [r for r in rows if r.get("error")]
     for r in failed:  # one line each; the tracebacks only with --debug

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,6 +309,8 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
     if t_info["accuracy"] < 1.5 * chance:
         notes.append(f"the teacher's held-out accuracy ({t_info['accuracy']:.1f}%) is near chance ({chance:.1f}%): "
                      "train it longer before trusting this verification")
+        # said now, before the students train (the CLI shows it as one `searchkd: warning:` line)
+        warnings.warn(notes[-1], UserWarning, stacklevel=2)
 
     report: dict[str, Any] = {
         "searchkd_version": __version__,

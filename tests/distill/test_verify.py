@@ -239,3 +239,22 @@ def test_bad_result_files(tmp_path) -> None:
     path = write_result(tmp_path / "b", n_images=60, archs={nb201_arch: 1.0})  # says resnet_cifar, holds nb201
     with pytest.raises(SearchKDError, match="resnet_cifar"):
         run_distill(path, top=1, epochs=1, train_teacher=1)
+
+
+def test_a_teacher_near_chance_is_a_warning_on_the_terminal(tmp_path, capsys, monkeypatch) -> None:
+    """Said on stderr as one line when the teacher is ready (before the students train), and
+    again with verify.json's other notes at the end, not only in verify.json."""
+    from searchkd.cli import main
+    from searchkd.distill import train
+
+    path = write_result(tmp_path, n_images=60)
+    torch.save(SPACE.build("2-2-2", num_classes=10).state_dict(), tmp_path / "untrained.pt")
+    monkeypatch.setattr(train, "evaluate", lambda model, data, batch_size=500: 9.0)  # 10 classes: chance 10 %
+    assert main(["distill", "--result", str(path), "--top", "1", "--controls", "0", "--epochs", "1", "--no-baseline",
+                 "--teacher-weights", str(tmp_path / "untrained.pt"), "--batch-size", "32", "--device", "cpu",
+                 "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    warning = [ln for ln in err.splitlines() if ln.startswith("searchkd: warning: ")]
+    assert len(warning) == 1 and "near chance (10.0%)" in warning[0] and "(9.0%)" in warning[0]
+    assert any(ln.startswith("note: the teacher's held-out accuracy (9.0%) is near chance") for ln in out.splitlines())
+    assert any("near chance" in n for n in json.loads((tmp_path / "verify.json").read_text())["notes"])

@@ -1,0 +1,53 @@
+"""What the README says a command takes and does, checked against the parser (issue 14, item 8)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from searchkd.cli import main
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_command(name: str) -> list[str]:
+    """The ``searchkd NAME …`` example of the README's command table, as argv."""
+    for line in README.read_text().splitlines():
+        m = re.match(rf"\| `searchkd ({name} [^`]*)` \|", line)
+        if m:
+            return shlex.split(m.group(1))
+    raise AssertionError(f"no `searchkd {name}` row in the README's command table")
+
+
+def test_the_readme_distill_example_names_a_teacher_source(monkeypatch, capsys):
+    from searchkd import api
+
+    got = {}
+    monkeypatch.setattr(api, "distill", lambda result, **kw: got.update(kw, result=result) or {})
+    argv = _readme_command("distill")
+    assert main(argv + ["--quiet"]) == 0
+    # without one of the two, distill refuses an untrained teacher (tests/distill/test_verify.py)
+    assert got["train_teacher"] or got["teacher_weights"]
+    assert got["result"] == "runs/x/result.json" and got["top"] == 4 and got["epochs"] == 5
+
+
+@pytest.mark.parametrize("flag", [["--seed", "3"], ["--device", "cpu"]])
+def test_sweep_refuses_seed_and_device_in_one_line(tmp_path, capsys, flag):
+    assert main(["sweep", str(tmp_path / "none.toml"), *flag]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("searchkd: error: sweep: --") and "TOML" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("flag", [["--seed", "3"], ["--device", "cpu"], ["--quiet"]])
+def test_list_takes_none_of_the_common_options(capsys, flag):
+    assert main(["list", "spaces", *flag]) == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_the_readme_says_which_commands_take_seed_and_device():
+    text = " ".join(README.read_text().split())
+    assert "`score`, `bench`, `search` and `distill` take `--seed`" in text
+    assert "`sweep` refuses both" in text and ".venv/bin/searchkd" in text
