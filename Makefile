@@ -20,6 +20,7 @@ venv: $(BIN)/searchkd
 
 demo: venv
 	$(BIN)/searchkd search --space nb201 --proxy diswot --strategy evolution --budget 100 --out $(DEMO_OUT) --resume
+	@echo "searchkd is installed in $(VENV), not on PATH: run $(BIN)/searchkd --help, or . $(BIN)/activate first"
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -51,3 +51,19 @@ def test_the_readme_says_which_commands_take_seed_and_device():
     text = " ".join(README.read_text().split())
     assert "`score`, `bench`, `search` and `distill` take `--seed`" in text
     assert "`sweep` refuses both" in text and ".venv/bin/searchkd" in text
+
+
+def test_the_licence_is_an_spdx_string():
+    """A licence table makes setuptools >= 77 print a deprecation banner on every install."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+
+    meta = tomllib.loads((README.parent / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "Apache-2.0"
+    assert "setuptools>=77" in meta["build-system"]["requires"]
+
+
+def test_make_demo_says_how_to_run_the_cli():
+    assert ".venv/bin/searchkd" in (README.parent / "Makefile").read_text().replace("$(BIN)", ".venv/bin")
