@@ -7,7 +7,7 @@ progressively, and a per-token gate picks how many of them (k ∈ {0,…,N}) run
   what the dense block costs (the paper's ``block_flops_factor = 1/N``). k learners output the
   sum of the first k; k = 0 outputs zero, which inside the residual branch leaves the token as
   the attention block passed it.
-* **Gate**: a two-layer MLP (hidden 128, the paper's deep gating network) over the block's
+* **Gate**: a two-layer MLP (hidden 16, as the authors' ViT-B runs) over the block's
   input giving N + 1 logits; a hard Gumbel-softmax sample (straight-through) while training,
   the argmax at inference.
 * **Execution**: at inference tokens are sorted by their k (descending), so learner j runs on
@@ -38,7 +38,7 @@ from searchkd.errors import SearchKDError, first_line
 __all__ = ["ACM", "ACMOutput", "ACMShape", "acmize", "acm_modules", "ffn_layers", "count_flops", "reset_flops",
            "set_token_mask", "save_acm", "load_acm", "ACTIVATIONS", "GATE_HIDDEN"]
 
-GATE_HIDDEN = 128
+GATE_HIDDEN = 16  # the authors' ViT-B setting
 ACTIVATIONS = {
     "gelu": F.gelu,
     "relu": F.relu,
@@ -101,7 +101,7 @@ class ACM(nn.Module):
         self.act = ACTIVATIONS[s.activation]
         self.force_k: int | None = None
         self.token_mask: torch.Tensor | None = None
-        self.tau = 1.0
+        self.tau = 0.8  # the authors' Gumbel-softmax temperature
         self.last_gate: torch.Tensor | None = None
         self.last_k: torch.Tensor | None = None
         self.flops = 0.0

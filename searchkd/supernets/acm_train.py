@@ -1,0 +1,286 @@
+"""ACMization by distillation, the three stages of Wójcik et al. (AAAI 2025, §3.2), for a BERT
+encoder converted by :func:`searchkd.supernets.acm.acmize`.
+
+1. **Module-wise representation distillation**: the dense model runs once over the training
+   text and every FFN block's input and output are cached, real tokens only; then every
+   block's learners learn, all blocks in one optimiser, to reproduce the dense output token by
+   token: the mean over k = 1…N of ‖Σ_{j≤k} learner_j(x) − ffn(x)‖² / mean(ffn(x)²), the k-th
+   partial sum passing gradient only into learner k (the authors' detach mode).
+2. **Gate training from learner errors**: with e_k the error of k learners (e_0 = ‖ffn(x)‖),
+   a token's label is the smallest k ∈ {0,…,N−1} whose next learner improves the error by a
+   factor below ``label_factor`` (e_k / e_{k+1} < 1.2, the authors' value), else N; each gate
+   learns its labels by cross-entropy on the cached inputs. (The authors' code never labels
+   k = 0 and is one learner more generous; here k = 0 is allowed, it is what the residual
+   branch makes free.)
+3. **End-to-end fine-tuning** per target budget b: the whole converted model, gates sampled by
+   hard Gumbel-softmax, learns the dense model's final hidden states (MSE over real tokens)
+   plus ``budget_weight``·|mean compute fraction − b| (the authors' L1 routing loss, weight
+   0.1) plus ``diversity_weight``·(−2 × the mean pairwise L1 distance of the sequences' mean
+   compute fraction) (their compute-diversity term, weight 0.05). Adam, lr 1e-4 (theirs).
+
+Every stage is checkpointed (``stage1.pt``, ``stage2.pt``, ``stage3-b{b}.pt``: the trained
+parameters, the optimiser, the step) and resumed; each step draws from ``(seed, stage, step)``,
+so a resumed run repeats the same batches and Gumbel noise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from searchkd.errors import SearchKDError, first_line
+from searchkd.io import atomic_path
+from searchkd.progress import Progress
+from searchkd.supernets.acm import ACM, acm_modules, ffn_layers
+
+__all__ = ["ACMConfig", "cache_ffn", "stage1", "stage2", "stage3", "stage_meta", "data_id", "gate_labels", "compute_fraction",
+           "hidden_loss"]
+
+
+@dataclass(frozen=True)
+class ACMConfig:
+    """ACMization settings; all but ``checkpoint_every`` must match to resume."""
+
+    learners: int = 4
+    init: str = "slices"
+    stage1_steps: int = 300
+    stage2_steps: int = 200
+    stage3_steps: int = 100
+    token_batch: int = 2048
+    batch_size: int = 8
+    cache_tokens: int = 16384
+    stage1_lr: float = 1e-3
+    stage2_lr: float = 1e-2
+    stage3_lr: float = 1e-4
+    label_factor: float = 1.2
+    budget_weight: float = 0.1
+    diversity_weight: float = 0.05
+    seed: int = 0
+    checkpoint_every: int = 50
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.learners, int) or self.learners < 2:
+            raise SearchKDError(f"ACM needs at least 2 learners (--learners), got {self.learners!r}")
+        if min(self.stage1_steps, self.stage2_steps, self.stage3_steps) < 0 or min(self.token_batch, self.batch_size,
+                                                                                  self.cache_tokens) < 1:
+            raise SearchKDError(f"ACMConfig: steps must be >= 0 and batch sizes >= 1, got {self}")
+
+
+# ---- stage 1/2 data -------------------------------------------------------------------------
+@torch.no_grad()
+def cache_ffn(dense: nn.Module, ids: torch.Tensor, mask: torch.Tensor, *, max_tokens: int, seed: int,
+              batch_size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, (inputs, outputs) of the dense FFN block (``output.dense(act(intermediate(x)))``,
+    before dropout and LayerNorm) on up to ``max_tokens`` real tokens of seeded-shuffled rows."""
+    layers = ffn_layers(dense)
+    rows = np.random.default_rng([seed, 13]).permutation(len(ids))
+    store: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in layers]
+    current: dict[str, Any] = {}
+
+    def hook(i: int) -> Callable[..., None]:
+        def save(_m: Any, inputs: Any, output: torch.Tensor) -> None:
+            keep = current["mask"]
+            x = layers[i].intermediate.dense.last_input
+            store[i].append((x[keep].float().cpu(), output[keep].float().cpu()))
+
+        return save
+
+    def grab(_m: Any, inputs: Any) -> None:
+        _m.last_input = inputs[0]
+
+    handles = []
+    for i, layer in enumerate(layers):
+        handles.append(layer.intermediate.dense.register_forward_pre_hook(grab))
+        handles.append(layer.output.dense.register_forward_hook(hook(i)))
+    device = next(dense.parameters()).device
+    was, seen = dense.training, 0
+    dense.eval()
+    try:
+        for s in range(0, len(rows), batch_size):
+            idx = torch.from_numpy(rows[s:s + batch_size])
+            b_ids, b_mask = ids[idx].to(device), mask[idx].to(device)
+            current["mask"] = b_mask.bool()
+            dense(input_ids=b_ids, attention_mask=b_mask)
+            seen += int(b_mask.sum())
+            if seen >= max_tokens:
+                break
+    finally:
+        for h in handles:
+            h.remove()
+        for layer in layers:
+            layer.intermediate.dense.__dict__.pop("last_input", None)
+        dense.train(was)
+    return [(torch.cat([a for a, _ in s])[:max_tokens], torch.cat([b for _, b in s])[:max_tokens]) for s in store]
+
+
+def data_id(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha1()
+    for t in tensors:
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+# ---- the stage loop -------------------------------------------------------------------------
+def _run(name: str, model: nn.Module, params: dict[str, nn.Parameter], steps: int, lr: float,
+         loss_fn: Callable[[int], torch.Tensor], *, config: ACMConfig, meta: dict[str, Any],
+         ckpt: Path | None, progress: bool | None) -> list[float]:
+    opt = torch.optim.Adam(list(params.values()), lr=lr)
+    step, history = 0, []
+    path = ckpt / f"{name}.pt" if ckpt is not None else None
+    if path is not None and path.is_file():
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise SearchKDError(f"cannot read {path} ({first_line(e)}); remove it or use another --out") from None
+        if state.get("meta") != meta:
+            raise SearchKDError(f"{path} belongs to another base model, data or settings; use another --out")
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(state["params"][n])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+
+    def save() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = atomic_path(path)
+        torch.save({"meta": meta, "params": {n: p.detach().cpu() for n, p in params.items()},
+                    "optimizer": opt.state_dict(), "step": step}, tmp)
+        tmp.replace(path)
+
+    with Progress(steps, f"acm {name}", enabled=progress) as bar:
+        bar.moveto(step)
+        while step < steps:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(np.random.default_rng([config.seed, 29, step, len(name)]).integers(2 ** 62)))
+                loss = loss_fn(step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
+            opt.step()
+            step += 1
+            history.append(float(loss.detach()))
+            bar.moveto(step, loss=history[-1])
+            if path is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
+                save()
+    if path is not None:
+        save()
+    return history
+
+
+def _batch(step: int, n: int, size: int, seed: int, stream: int) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng([seed, stream, step]).choice(n, size=min(size, n), replace=False))
+
+
+def _params(model: nn.Module, which: Callable[[str], bool]) -> dict[str, nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if which(n)}
+
+
+def stage1(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], config: ACMConfig, *,
+           meta: dict[str, Any], ckpt: Path | None = None, progress: bool | None = None) -> list[float]:
+    """Stage 1 on ``cache`` (:func:`cache_ffn`); trains the learners of every ACM at once."""
+    acms = acm_modules(model)
+    scale = [float(y.pow(2).mean().clamp_min(1e-12)) for _, y in cache]
+    device = next(model.parameters()).device
+
+    def loss(step: int) -> torch.Tensor:
+        idx = _batch(step, len(cache[0][0]), config.token_batch, config.seed, 1)
+        total = torch.zeros((), device=device)
+        for acm, (x, y), s in zip(acms, cache, scale, strict=True):
+            xb, yb = x[idx].to(device), y[idx].to(device)
+            sums = acm.partial_sums(xb, detach_previous=True)[..., 1:, :]
+            total = total + (sums - yb.unsqueeze(-2)).pow(2).mean() / s
+        return total / len(acms)
+
+    learner = ("acm.w1", "acm.w2", "acm.b1", "acm.b2")
+    return _run("stage1", model, _params(model, lambda n: n.endswith(learner)), config.stage1_steps,
+                config.stage1_lr, loss, config=config, meta=meta, ckpt=ckpt, progress=progress)
+
+
+@torch.no_grad()
+def gate_labels(acm: ACM, x: torch.Tensor, y: torch.Tensor, factor: float) -> torch.Tensor:
+    """The gate's label per token (see the module docstring): the smallest k < N with
+    e_k / e_{k+1} < ``factor``, else N."""
+    err = (acm.partial_sums(x) - y.unsqueeze(-2)).norm(dim=-1)  # …×(N+1)
+    small = err[..., :-1] < factor * err[..., 1:]
+    first = small.float().argmax(-1)
+    return torch.where(small.any(-1), first, torch.full_like(first, acm.learners))
+
+
+def stage2(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], config: ACMConfig, *,
+           meta: dict[str, Any], ckpt: Path | None = None, progress: bool | None = None) -> list[float]:
+    """Stage 2: every gate learns the labels of its block's learner errors on the cache."""
+    acms = acm_modules(model)
+    device = next(model.parameters()).device
+    labels = [gate_labels(a, x.to(device), y.to(device), config.label_factor).cpu() for a, (x, y) in zip(acms, cache)]
+
+    def loss(step: int) -> torch.Tensor:
+        idx = _batch(step, len(cache[0][0]), config.token_batch, config.seed, 2)
+        total = torch.zeros((), device=device)
+        for acm, (x, _), lab in zip(acms, cache, labels, strict=True):
+            total = total + nn.functional.cross_entropy(acm.gate_logits(x[idx].to(device)), lab[idx].to(device))
+        return total / len(acms)
+
+    return _run("stage2", model, _params(model, lambda n: ".acm.gate." in n), config.stage2_steps,
+                config.stage2_lr, loss, config=config, meta=meta, ckpt=ckpt, progress=progress)
+
+
+def compute_fraction(model: nn.Module, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """From the last forward's gate choices: the mean fraction of learner compute over the real
+    tokens of the batch, and the same per sequence (B), differentiable through the gates."""
+    acms = acm_modules(model)
+    m = mask.to(acms[0].last_gate.dtype)
+    per_seq = torch.zeros(mask.shape[0], device=mask.device)
+    for acm in acms:
+        k = torch.arange(acm.learners + 1, device=mask.device, dtype=m.dtype) / acm.learners
+        frac = (acm.last_gate * k).sum(-1)  # B×T
+        per_seq = per_seq + (frac * m).sum(1) / m.sum(1).clamp_min(1)
+    per_seq = per_seq / len(acms)
+    overall = sum(((a.last_gate * torch.arange(a.learners + 1, device=mask.device) / a.learners).sum(-1) * m).sum()
+                  for a in acms) / (m.sum() * len(acms))
+    return overall, per_seq
+
+
+def hidden_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the final hidden states over real tokens (the distillation loss)."""
+    m = mask.to(student.dtype).unsqueeze(-1)
+    return ((student - teacher) ** 2 * m).sum() / (m.sum() * student.shape[-1])
+
+
+def stage3(model: nn.Module, dense: nn.Module, ids: torch.Tensor, mask: torch.Tensor, budget: float,
+           config: ACMConfig, *, meta: dict[str, Any], ckpt: Path | None = None,
+           progress: bool | None = None) -> list[float]:
+    """Stage 3 for target ``budget`` (a fraction of the learner compute, in (0, 1])."""
+    device = next(model.parameters()).device
+    dense.eval()
+
+    def loss(step: int) -> torch.Tensor:
+        idx = _batch(step, len(ids), config.batch_size, config.seed, 3)
+        b_ids, b_mask = ids[idx].to(device), mask[idx].to(device)
+        with torch.no_grad():
+            target = dense(input_ids=b_ids, attention_mask=b_mask).last_hidden_state
+        out = model(input_ids=b_ids, attention_mask=b_mask).last_hidden_state
+        frac, per_seq = compute_fraction(model, b_mask)
+        diversity = -2 * (per_seq[:, None] - per_seq[None, :]).abs().mean()
+        return (hidden_loss(out, target, b_mask) + config.budget_weight * (frac - budget).abs()
+                + config.diversity_weight * diversity)
+
+    model.train()
+    try:
+        return _run(f"stage3-b{budget:g}", model, _params(model, lambda n: True), config.stage3_steps,
+                    config.stage3_lr, loss, config=config, meta={**meta, "budget": budget}, ckpt=ckpt,
+                    progress=progress)
+    finally:
+        model.eval()
+
+
+def stage_meta(base_id: str, config: ACMConfig, data_id: str) -> dict[str, Any]:
+    """What a stage checkpoint must match to be resumed."""
+    settings = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
+    return {"format": "searchkd-acm-stage/1", "base": base_id, "config": settings, "data": data_id}
