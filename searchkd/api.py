@@ -132,11 +132,11 @@ def score_archs(space: str, archs: list[str], proxies: list[str] | str, teacher:
         raise SearchKDError("no architectures to score")
     ev = Evaluator(EvalConfig(space, tuple(names), teacher, teacher_weights, data, batch_size, seed, device or "auto"))
     rows = []
-    with Progress(len(archs), "scoring", enabled=progress) as bar:
+    with Progress(len(archs), "scoring", enabled=progress, status="loading the data, preparing the teacher") as bar:
+        cost = _cost_for(ev)  # builds the scorer (data, teacher) while the bar says so
         for arch in archs:
             rec = ev([arch])[0]
-            rows.append({"arch": rec["arch"], **rec["scores"], "params": rec["params"], "flops": rec["flops"],
-                         "seconds": rec["seconds"]})
+            rows.append({"arch": rec["arch"], **rec["scores"], **cost(rec), "seconds": rec["seconds"]})
             bar.update(1)
     if timings is not None:
         timings.update(ev.scorer.seconds)
@@ -144,6 +144,41 @@ def score_archs(space: str, archs: list[str], proxies: list[str] | str, teacher:
         for r, v in zip(rows, combine_ranks(rows, names)):
             r["rank"] = v
     return rows
+
+
+def _cost_for(ev: Any) -> Any:
+    """``f(record)`` → the ``params``/``flops`` columns of a scored arch, for the class count of
+    the data it was scored on (a space's ``cost`` counts its default head, 10 classes for nb201,
+    resnet_cifar: with 100 classes the head has 5,850 more parameters). A proxy named
+    ``params`` or ``flops`` is its own column (the scored network, the batch's image size)."""
+    import inspect
+
+    ev.scorer  # noqa: B018  (data and teacher now, under the caller's progress bar)
+    space, n = ev.space, getattr(ev.scorer, "num_classes", None)
+    own = {k: k for k in ("params", "flops") if k in ev.config.proxies}
+    takes = "num_classes" in inspect.signature(space.cost).parameters
+    default = inspect.signature(space.build).parameters.get("num_classes")
+    default = None if default is None else default.default
+    if ev.text or n is None or (not takes and default in (None, n)):
+        def exact(rec: dict[str, Any]) -> dict[str, Any]:
+            return {"params": rec["params"], "flops": rec["flops"]}
+    elif takes:
+        def exact(rec: dict[str, Any]) -> dict[str, Any]:
+            return {k: float(v) for k, v in space.cost(rec["arch"], num_classes=n).items() if k in ("params", "flops")}
+    else:  # a closed form for the default head only: count the network built for this data
+        import torch
+
+        from searchkd.spaces import count_cost
+
+        def exact(rec: dict[str, Any]) -> dict[str, Any]:
+            with torch.random.fork_rng(devices=[]):
+                c = count_cost(space.build(rec["arch"], num_classes=n))
+            return {"params": float(c["params"]), "flops": float(c["flops"])}
+
+    def cost(rec: dict[str, Any]) -> dict[str, Any]:
+        return {k: (rec["scores"][own[k]] if k in own else v) for k, v in exact(rec).items()}
+
+    return cost
 
 
 def pick_teacher(student: Any, candidates: list[str], *, space: str | None = None, ratio: float | None = None) -> Any:

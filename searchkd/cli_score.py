@@ -120,7 +120,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     rows = api.score_archs(args.space, archs, args.proxy, teacher=resolve_teacher_arg(args), data=args.data or api.default_data(args.space),
                            batch_size=args.batch_size, seed=args.seed, device=args.device, combine=args.combine,
                            teacher_weights=args.teacher_weights, progress=False if args.quiet else None)
-    cols = ["arch", *args.proxy, *(["rank"] if args.combine else []), "params", "flops"]
+    proxies = list(dict.fromkeys(args.proxy))  # `--proxy params`: one params column, not two
+    cols = ["arch", *proxies, *(["rank"] if args.combine else []), *(c for c in ("params", "flops") if c not in proxies)]
     table = [{c: r[c] for c in cols} for r in rows]
     if args.out:
         write_rows(args.out, table)

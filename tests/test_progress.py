@@ -39,3 +39,54 @@ def test_drawn_on_a_terminal_unless_disabled(monkeypatch) -> None:
 
 def test_iterating_passes_items_through() -> None:
     assert list(progress(iter("abc"), total=3, enabled=False)) == ["a", "b", "c"]
+
+
+def test_elapsed_and_time_left(monkeypatch) -> None:
+    import searchkd.progress as prog
+
+    now = [100.0]
+    monkeypatch.setattr(prog, "_clock", lambda: now[0])
+    monkeypatch.setattr(sys, "stdout", _Tty())
+    err = _Tty()
+    with Progress(10, "search", stream=err, status="loading the data, preparing the teacher") as p:
+        # said at once, before any step: what is happening, and since when
+        assert err.getvalue() == "\rsearch 0/10 [------------------------]   0% 0:00 elapsed: " \
+                                 "loading the data, preparing the teacher…\033[K"
+        now[0] = 130.0
+        assert p.text().endswith("0:30 elapsed: loading the data, preparing the teacher…")
+        p.update(2, best=0.5)
+        # 2 done in 30 s: 8 more take 2:00
+        assert p.text() == "search 2/10 [####--------------------]  20% 0:30 elapsed, 2:00 left 0.07/s best 0.5"
+        now[0] = 100.0 + 3725
+        p.moveto(10)
+        assert "1:02:05 elapsed" in p.text() and "left" not in p.text()
+    assert err.getvalue().endswith("\n") and "2:00 left" in err.getvalue()
+    # a round restarted by the caller (distill: bar.n = 0 each epoch) gets its own clock
+    q = Progress(4, "epoch", stream=_Tty())
+    q.update(4)
+    now[0] += 50
+    q.n = 0
+    now[0] += 10
+    q.update(1)
+    assert "0:10 elapsed, 0:30 left" in q.text()
+    q.close()
+
+
+def test_the_clock_ticks_before_the_first_step(monkeypatch) -> None:
+    import time
+
+    import searchkd.progress as prog
+
+    monkeypatch.setattr(prog, "_TICK", 0.01)
+    monkeypatch.setattr(sys, "stdout", _Tty())
+    err = _Tty()
+    p = Progress(3, "scoring", stream=err)
+    deadline = time.monotonic() + 5
+    while err.getvalue().count("starting…") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert err.getvalue().count("starting…") >= 3  # redrawn while nothing is done yet
+    p.update(1)
+    p.close()
+    drawn = err.getvalue()
+    time.sleep(0.05)
+    assert err.getvalue() == drawn  # stopped by the first step and close
