@@ -25,7 +25,6 @@ so a resumed run repeats the same batches and Gumbel noise.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +37,7 @@ from searchkd.errors import SearchKDError, first_line
 from searchkd.io import atomic_path
 from searchkd.progress import Progress
 from searchkd.supernets.acm import ACM, acm_modules, ffn_layers
+from searchkd.supernets.superlm import _fingerprint as data_id  # the same fingerprint of token rows
 
 __all__ = ["ACMConfig", "cache_ffn", "stage1", "stage2", "stage3", "stage_meta", "data_id", "gate_labels", "compute_fraction",
            "hidden_loss"]
@@ -117,14 +117,6 @@ def cache_ffn(dense: nn.Module, ids: torch.Tensor, mask: torch.Tensor, *, max_to
             layer.intermediate.dense.__dict__.pop("last_input", None)
         dense.train(was)
     return [(torch.cat([a for a, _ in s])[:max_tokens], torch.cat([b for _, b in s])[:max_tokens]) for s in store]
-
-
-def data_id(*tensors: torch.Tensor) -> str:
-    h = hashlib.sha1()
-    for t in tensors:
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 # ---- the stage loop -------------------------------------------------------------------------
