@@ -157,18 +157,38 @@ def correlation(space: str, proxies: list[str], ground_truth: str | Path, column
 
 
 def _scatter(path: Path, rows: list[dict[str, Any]], truth: list[float], cols: list[str], column: str) -> None:
+    """One panel per proxy: score vs ground truth. A proxy whose finite values span three
+    decades or more (synflow: 1e10 … 1e49) gets a log x axis when they are all positive, else
+    its ranks (1 = lowest), so the points do not collapse onto x ≈ 0."""
+    from scipy.stats import rankdata
+
     from searchkd.orchestrate.plots import agg_figure
+
+    def axis(x: np.ndarray) -> tuple[np.ndarray, str]:
+        if x.size < 2:
+            return x, "linear"
+        if (x > 0).all():
+            return x, "log" if x.max() / x.min() >= 1e3 else "linear"
+        mag = np.abs(x[x != 0])
+        if mag.size and mag.max() / mag.min() >= 1e3:  # zeros or negatives: no log axis, ranks instead
+            return rankdata(x), "rank"
+        return x, "linear"
 
     fig = agg_figure(figsize=(3.6 * len(cols), 3.4))
     axes = fig.subplots(1, len(cols), squeeze=False)
     for ax, p in zip(axes[0], cols):
         x = np.array([r[p] for r in rows], float)
         ok = np.isfinite(x)  # the non-finite scores rank worst in ρ but have no place on the x axis
-        ax.scatter(x[ok], np.asarray(truth)[ok], s=6, alpha=0.6)
+        xs, kind = axis(x[ok])
+        ax.scatter(xs, np.asarray(truth)[ok], s=6, alpha=0.6)
         rho = rank_stats(x, truth)["spearman"]
         nonfinite = f", {int((~ok).sum())} non-finite" if (~ok).any() else ""
         ax.set_title(f"{p}  ρ={rho:.3f}{nonfinite}", fontsize=9)
-        ax.set_xlabel(p)
+        if kind == "log":
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{p} (log scale)")
+        else:
+            ax.set_xlabel(f"rank of {p} (values span decades)" if kind == "rank" else p)
         ax.set_ylabel(column)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -68,17 +68,22 @@ _COLOURS = {"top": "tab:red", "control": "tab:blue", "vanilla-best": "tab:green"
 
 def plot_verify(report: dict[str, Any], path: str | Path) -> bool:
     """Proxy score vs KD accuracy, one colour per role (hollow markers: without the teacher).
+    Each point is numbered; the numbers' archs are listed under the plot (whole, not cut), and a
+    number that would overlap another is moved to a free place beside its point.
     Returns False when matplotlib is not installed (the JSON report is complete without it)."""
+    students = [s for s in report["students"] if s.get("score") is not None and s.get("kd_accuracy") is not None]
+    order = [s for role in _COLOURS for s in students if s["role"] == role]
+    key = [f"{k + 1:>2}  {s['role']:<12} {s['arch']}" for k, s in enumerate(order)]
+    key_in = 0.12 * len(key) + (0.15 if key else 0.0)  # inches of key lines under the axes
     try:
         from searchkd.orchestrate.plots import agg_figure
 
-        fig = agg_figure(figsize=(6.4, 4.6), dpi=120)
+        fig = agg_figure(figsize=(6.4, 4.6 + key_in), dpi=120)
     except ImportError:
         return False
-    students = [s for s in report["students"] if s.get("score") is not None and s.get("kd_accuracy") is not None]
     ax = fig.add_subplot()
     for role, colour in _COLOURS.items():
-        rows = [s for s in students if s["role"] == role]
+        rows = [s for s in order if s["role"] == role]
         if not rows:
             continue
         ax.scatter([s["score"] for s in rows], [s["kd_accuracy"] for s in rows], c=colour, label=f"{role} (KD)", zorder=3)
@@ -86,9 +91,6 @@ def plot_verify(report: dict[str, Any], path: str | Path) -> bool:
         if van:
             ax.scatter([s["score"] for s in van], [s["vanilla_accuracy"] for s in van], facecolors="none",
                        edgecolors=colour, label=f"{role} (no teacher)", zorder=2)
-        for s in rows:
-            ax.annotate(s["arch"] if len(s["arch"]) <= 16 else s["arch"][:14] + "…", (s["score"], s["kd_accuracy"]),
-                        fontsize=6, xytext=(3, 3), textcoords="offset points")
     t_acc = (report.get("teacher") or {}).get("accuracy")
     if t_acc is not None:
         ax.axhline(t_acc, ls="--", c="grey", lw=1, label=f"teacher {t_acc:.1f}%")
@@ -100,6 +102,39 @@ def plot_verify(report: dict[str, Any], path: str | Path) -> bool:
     ax.set_ylabel("held-out accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    height = 4.6 + key_in
+    fig.tight_layout(rect=(0, key_in / height, 1, 1))
+    if key:
+        fig.text(0.02, (key_in - 0.1) / height, "\n".join(key), family="monospace", fontsize=6, va="top", ha="left")
+    markers = [(s["score"], s["vanilla_accuracy"]) for s in order if s.get("vanilla_accuracy") is not None]
+    _number_points(fig, ax, [(s["score"], s["kd_accuracy"]) for s in order], markers)
     fig.savefig(path)
     return True
+
+
+#: label offsets (points) tried in turn around a point; then further up, one row at a time
+_OFFSETS = [(4, 3), (4, -10), (-12, 3), (-12, -10), (4, 12), (-12, 12), (4, -19), (-12, -19)]
+
+
+def _number_points(fig: Any, ax: Any, points: Sequence[tuple[float, float]],
+                   others: Sequence[tuple[float, float]] = ()) -> list[Any]:
+    """Number the points 1, 2, …, each label at the first offset where it overlaps no other label
+    and no marker (of ``points`` or ``others``)."""
+    from matplotlib.transforms import Bbox
+
+    renderer = fig.canvas.get_renderer()
+    r = 3.0 * fig.dpi / 72  # a marker's half width (scatter's default is 6 pt across)
+    placed: list[Any] = [Bbox.from_extents(x - r, y - r, x + r, y + r)
+                         for x, y in ax.transData.transform(list(points) + list(others))] if points else []
+    labels = []
+    for k, xy in enumerate(points):
+        offsets = _OFFSETS + [(4, 21 + 9 * i) for i in range(60)]
+        for dx, dy in offsets:
+            ann = ax.annotate(str(k + 1), xy, xytext=(dx, dy), textcoords="offset points", fontsize=7, zorder=4)
+            box = ann.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed):
+                break
+            ann.remove()
+        placed.append(box)
+        labels.append(ann)
+    return labels

@@ -67,6 +67,8 @@ def plot_search(result: SearchResult, objectives: Any, out_dir: str | Path) -> l
         ax.plot(range(1, len(run) + 1), run)
         ax.set_xlabel("evaluations")
         ax.set_ylabel(f"best so far: {ylabel}")
+        ax.set_title(f"{result.config.get('strategy')} on {result.config.get('space')}: best so far over "
+                     f"{len(trials)} evaluations")
         fig.tight_layout()
         fig.savefig(out / "trajectory.png", dpi=120)
         paths.append(out / "trajectory.png")
