@@ -132,7 +132,8 @@ def score_archs(space: str, archs: list[str], proxies: list[str] | str, teacher:
         raise SearchKDError("no architectures to score")
     ev = Evaluator(EvalConfig(space, tuple(names), teacher, teacher_weights, data, batch_size, seed, device or "auto"))
     rows = []
-    with Progress(len(archs), "scoring", enabled=progress, status="loading the data, preparing the teacher") as bar:
+    status = "loading the data" + (", preparing the teacher" if any(s.needs_teacher for s in ev.specs) else "")
+    with Progress(len(archs), "scoring", enabled=progress, status=status) as bar:
         cost = _cost_for(ev)  # builds the scorer (data, teacher) while the bar says so
         for arch in archs:
             rec = ev([arch])[0]

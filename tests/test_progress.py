@@ -90,3 +90,25 @@ def test_the_clock_ticks_before_the_first_step(monkeypatch) -> None:
     drawn = err.getvalue()
     time.sleep(0.05)
     assert err.getvalue() == drawn  # stopped by the first step and close
+
+
+def test_scoring_says_what_it_prepares(tmp_path, monkeypatch) -> None:
+    import numpy as np
+
+    import searchkd.progress as prog
+    from searchkd import api
+
+    said = []
+
+    class Recording(prog.Progress):
+        def __init__(self, *a, **kw) -> None:
+            said.append(kw.get("status"))
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(prog, "Progress", Recording)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.integers(0, 256, (80, 32, 32, 3), dtype=np.uint8), y=np.arange(80) % 10)
+    cell = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    for proxies in (["params"], ["params", "diswot"]):
+        api.score_archs("nb201", [cell], proxies, data=f"npz:{tmp_path / 'd.npz'}", batch_size=16, progress=False)
+    assert said == ["loading the data", "loading the data, preparing the teacher"]
