@@ -106,10 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["spaces", "proxies", "strategies", "teachers"])
     p.set_defaults(run=_cmd_list)
 
-    from searchkd import cli_score, cli_search
+    from searchkd import cli_acm, cli_score, cli_search
 
     cli_score.register(sub, _common)
     cli_search.register(sub, _common)
+    cli_acm.register(sub, _common)
     return parser
 
 

@@ -1,0 +1,265 @@
+"""``searchkd acm``: convert a BERT-family model's FFN blocks into Adaptive Computation Modules
+(:mod:`searchkd.supernets.acm`) by the three distillation stages
+(:mod:`searchkd.supernets.acm_train`), one conversion per target budget, and measure each on
+held-out text against the dense model.
+
+Stages 1 and 2 are shared by every budget; stage 3 (end-to-end, with the budget penalty) runs
+once per budget, as in the paper, from the stage-2 weights. ``OUT/`` holds ``acm.json``,
+``acm.png``, ``model-b{budget}/`` (a converted model per budget, :func:`load_acm` reopens it)
+and ``stages/`` (the stage checkpoints a rerun resumes from).
+
+Measured per budget on the held-out rows: FLOPs per real token of the ACMs as they ran (learners
+and gates, summed over layers) and that as a fraction of the dense FFNs; the distillation loss
+(MSE of the final hidden states against the dense model's); the mean cosine of those hidden
+states (real tokens) and of the mean-pooled sentence embeddings; the wall-time ratio ACM /
+dense (the whole encoder, same batches, best of 3); the distribution of k per layer; and the
+static baseline at the same compute: every FFN cut to the same fraction of its units (those of
+largest ‖w_in‖·‖w_out‖), without retraining.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from searchkd.errors import SearchKDError
+
+__all__ = ["ACMRunConfig", "run_acm", "check_acm_config", "truncate_ffn"]
+
+
+@dataclass(frozen=True)
+class ACMRunConfig:
+    """One ``searchkd acm`` run."""
+
+    model: str = "minilm-l6"
+    out: str = "runs/acm"
+    learners: int = 4
+    budgets: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    data: str = "embedded-text"
+    seed: int = 0
+    device: str = "auto"
+    stage1_steps: int = 300
+    stage2_steps: int = 200
+    stage3_steps: int = 100
+    batch_size: int = 8
+    eval_batch_size: int = 32
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_acm_config(c: ACMRunConfig) -> None:
+    """Bad input found without loading anything: one line, before anything is written."""
+    from searchkd.data.text import TEXT_DATA_FORMS, is_text_data
+    from searchkd.orchestrate.checks import check_out_writable
+
+    if not isinstance(c.learners, int) or c.learners < 2:
+        raise SearchKDError(f"--learners must be at least 2, got {c.learners!r}")
+    if not c.budgets:
+        raise SearchKDError("--budgets needs at least one budget in (0, 1]")
+    for b in c.budgets:
+        if not (isinstance(b, (int, float)) and 0 < b <= 1):
+            raise SearchKDError(f"--budgets: {b!r} is outside (0, 1]")
+    if min(c.stage1_steps, c.stage2_steps, c.stage3_steps) < 0 or min(c.batch_size, c.eval_batch_size) < 1:
+        raise SearchKDError("stage steps must be >= 0 and batch sizes >= 1")
+    if not is_text_data(c.data):
+        raise SearchKDError(f"acm needs text data ({TEXT_DATA_FORMS}), got {c.data!r}")
+    check_out_writable(c.out, directory=True)
+
+
+def _model_dir(out: Path, budget: float) -> Path:
+    return out / f"model-b{budget:g}"
+
+
+def truncate_ffn(model: Any, fraction: float) -> Any:
+    """A copy of ``model`` whose every FFN keeps ``round(fraction × units)`` of its units (at
+    least one): those of largest ‖w_in‖·‖w_out‖, the ACM learners' ranking."""
+    import torch
+    import torch.nn as nn
+
+    from searchkd.supernets.acm import ffn_layers
+
+    small = copy.deepcopy(model)
+    for layer in ffn_layers(small):
+        inter, out = layer.intermediate.dense, layer.output.dense
+        keep = max(1, min(inter.out_features, round(fraction * inter.out_features)))
+        units = torch.argsort(inter.weight.norm(dim=1) * out.weight.norm(dim=0), descending=True)[:keep]
+        a = nn.Linear(inter.in_features, keep, bias=inter.bias is not None)
+        b = nn.Linear(keep, out.out_features, bias=out.bias is not None)
+        with torch.no_grad():
+            a.weight.copy_(inter.weight[units])
+            b.weight.copy_(out.weight[:, units])
+            if inter.bias is not None:
+                a.bias.copy_(inter.bias[units])
+            if out.bias is not None:
+                b.bias.copy_(out.bias)
+        layer.intermediate.dense, layer.output.dense = a, b
+    return small.eval()
+
+
+def _evaluate(model: Any, dense_out: list[Any], batches: list[tuple[Any, Any]], acm: bool) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    from searchkd.supernets.acm import acm_modules, count_flops, reset_flops, set_token_mask
+    from searchkd.supernets.acm_train import hidden_loss
+    from searchkd.text_teachers import mean_pool
+
+    loss = cos_h = cos_e = 0.0
+    n_tok = n_seq = 0
+    hist: list[Any] = []
+    if acm:
+        reset_flops(model)
+        hist = [torch.zeros(m.learners + 1, dtype=torch.long) for m in acm_modules(model)]
+    with torch.no_grad():
+        for (ids, mask), ref in zip(batches, dense_out):
+            if acm:
+                with set_token_mask(model, mask):
+                    out = model(input_ids=ids, attention_mask=mask).last_hidden_state
+                for h, m in zip(hist, acm_modules(model)):
+                    h += torch.bincount(m.last_k[mask.bool()].flatten().cpu(), minlength=len(h))
+            else:
+                out = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            real = int(mask.sum())
+            loss += float(hidden_loss(out, ref, mask)) * real
+            cos_h += float((F.cosine_similarity(out, ref, dim=-1) * mask).sum())
+            cos_e += float(F.cosine_similarity(mean_pool(out, mask), mean_pool(ref, mask), dim=-1).sum())
+            n_tok, n_seq = n_tok + real, n_seq + len(ids)
+    row = {"distill_loss": loss / n_tok, "hidden_cosine": cos_h / n_tok, "embedding_cosine": cos_e / n_seq}
+    if acm:
+        row.update(count_flops(model))
+        row["k_distribution"] = [[int(v) for v in h] for h in hist]
+        row["mean_k"] = [float((h * torch.arange(len(h))).sum() / h.sum().clamp_min(1)) for h in hist]
+    return row
+
+
+def _wall(model: Any, batches: list[tuple[Any, Any]], acm: bool) -> float:
+    import torch
+
+    from searchkd.supernets.acm import set_token_mask
+
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for ids, mask in batches:
+                if acm:
+                    with set_token_mask(model, mask):
+                        model(input_ids=ids, attention_mask=mask)
+                else:
+                    model(input_ids=ids, attention_mask=mask)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _check_existing(out: Path, budgets: Sequence[float], base_id: str) -> None:
+    from searchkd.supernets.acm import load_acm
+
+    for b in budgets:
+        d = _model_dir(out, b)
+        if d.exists():
+            load_acm(d, base_id=base_id)  # corrupt or another base model: one line, before any work
+
+
+def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
+    """Run ``searchkd acm``; returns what ``acm.json`` holds."""
+    import torch
+
+    from searchkd import __version__
+    from searchkd.evaluate import resolve_device
+    from searchkd.evaluate_text import _teacher, text_split
+    from searchkd.io import write_json
+    from searchkd.supernets.acm import acmize, ffn_layers, load_acm, save_acm
+    from searchkd.supernets.acm_train import ACMConfig, cache_ffn, data_id, stage1, stage2, stage3, stage_meta
+    from searchkd.teachers import resolve_teacher
+    from searchkd.text_teachers import teacher_dir
+
+    check_acm_config(c)
+    t_start = time.perf_counter()
+    device = resolve_device(c.device)
+    teacher = _teacher(c.model, None, device)
+    dense = teacher.model.eval()
+    ffn_layers(dense)
+    ac = ACMConfig(learners=c.learners, stage1_steps=c.stage1_steps, stage2_steps=c.stage2_steps,
+                   stage3_steps=c.stage3_steps, batch_size=c.batch_size, seed=c.seed)
+    train, held = text_split(c.data, teacher, c.seed)
+    if len(train) < c.batch_size:
+        raise SearchKDError(f"{train.name}: {len(train)} training rows, fewer than --batch-size {c.batch_size}")
+    out = Path(c.out)
+    base_id = teacher.info.id
+    _check_existing(out, c.budgets, base_id)
+    ids, mask = train.tensors(range(len(train)))
+    meta = stage_meta(base_id, ac, data_id(ids, mask))
+    ckpt = out / "stages"
+
+    model = acmize(copy.deepcopy(dense), c.learners, init=ac.init, seed=c.seed).eval()
+    if not all(_model_dir(out, b).exists() for b in c.budgets):
+        cache = cache_ffn(dense, ids, mask, max_tokens=ac.cache_tokens, seed=c.seed)
+        stage1(model, cache, ac, meta=meta, ckpt=ckpt, progress=progress)
+        stage2(model, cache, ac, meta=meta, ckpt=ckpt, progress=progress)
+        del cache
+    base_state = {k: v.clone() for k, v in model.state_dict().items()}
+
+    held_batches = [held.tensors(range(i, min(i + c.eval_batch_size, len(held))), device)
+                    for i in range(0, len(held), c.eval_batch_size)]
+    with torch.no_grad():
+        dense_out = [dense(input_ids=i, attention_mask=m).last_hidden_state for i, m in held_batches]
+    dense_wall = _wall(dense, held_batches, acm=False)
+    tokenizer_dir = teacher_dir(resolve_teacher(c.model))
+    rows = []
+    for b in c.budgets:
+        target = _model_dir(out, b)
+        if target.exists():
+            trained, _ = load_acm(target, base_id=base_id, device=device)
+        else:
+            model.load_state_dict(base_state)
+            stage3(model, dense, ids, mask, float(b), ac, meta=meta, ckpt=ckpt, progress=progress)
+            save_acm(model, target, base={"id": base_id, "name": teacher.info.name}, tokenizer_dir=tokenizer_dir,
+                     extra={"budget": float(b), "config": asdict(ac)})
+            (ckpt / f"stage3-b{b:g}.pt").unlink(missing_ok=True)  # the saved model is the resumable result
+            trained = model
+        trained.eval()
+        row = {"budget": float(b), **_evaluate(trained, dense_out, held_batches, acm=True)}
+        row["wall_time_ratio"] = _wall(trained, held_batches, acm=True) / dense_wall
+        static = truncate_ffn(dense, min(1.0, row["fraction"]))
+        srow = _evaluate(static, dense_out, held_batches, acm=False)
+        row["static"] = {"fraction": min(1.0, row["fraction"]), **srow}
+        row["model_dir"] = str(target)
+        rows.append(row)
+    result = {"searchkd_version": __version__, "config": {k: v for k, v in asdict(c).items() if k != "extra"},
+              "base": teacher.info.as_dict(), "acm": {k: v for k, v in asdict(ac).items()},
+              "held_out_rows": len(held), "dense_wall_seconds": dense_wall, "rows": rows,
+              "seconds": time.perf_counter() - t_start}
+    write_json(out / "acm.json", result)
+    _plot(rows, out / "acm.png", teacher.info.name)
+    return result
+
+
+def _plot(rows: list[dict[str, Any]], path: Path, name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from searchkd.io import atomic_path
+
+    x = [r["fraction"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, key, label in ((axes[0], "embedding_cosine", "sentence-embedding cosine"),
+                           (axes[1], "distill_loss", "held-out distillation loss (MSE)")):
+        ax.plot(x, [r[key] for r in rows], "o-", label="ACM")
+        ax.plot([r["static"]["fraction"] for r in rows], [r["static"][key] for r in rows], "s--",
+                label="static width (no retraining)")
+        for r in rows:
+            ax.annotate(f"b={r['budget']:g}", (r["fraction"], r[key]), fontsize=7)
+        ax.set_xlabel("FFN compute / dense (measured)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"ACM vs static width: {name}", fontsize=10)
+    fig.tight_layout()
+    tmp = atomic_path(path)
+    fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    tmp.replace(path)

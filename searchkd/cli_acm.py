@@ -1,0 +1,53 @@
+"""``searchkd acm``: argument parsing only; the work is :func:`searchkd.acm_run.run_acm`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _budgets(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
+
+
+_budgets.__name__ = "comma-separated list of numbers"
+
+
+def register(sub: Any, common: Any) -> None:
+    p = sub.add_parser("acm", help="turn a BERT model's FFN blocks into adaptive computation modules (ACM)")
+    p.add_argument("--model", default="minilm-l6", help="the model to convert: minilm-l6 or hf:DIR (default minilm-l6)")
+    p.add_argument("--learners", type=int, default=4, help="learners per FFN block, N >= 2 (default 4)")
+    p.add_argument("--budgets", type=_budgets, default=(0.25, 0.5, 0.75, 1.0),
+                   help="target fractions of the FFN compute, each in (0, 1] (default 0.25,0.5,0.75,1.0)")
+    p.add_argument("--data", default="embedded-text", help="embedded-text or text:PATH (default embedded-text)")
+    p.add_argument("--out", required=True, help="output directory (acm.json, acm.png, model-b*/, stages/)")
+    p.add_argument("--stage1-steps", type=int, default=300, help="module-wise distillation steps (default 300)")
+    p.add_argument("--stage2-steps", type=int, default=200, help="gate training steps (default 200)")
+    p.add_argument("--stage3-steps", type=int, default=100, help="end-to-end steps per budget (default 100)")
+    p.add_argument("--batch-size", type=int, default=8, help="sequences per end-to-end step (default 8)")
+    common(p)
+    p.set_defaults(run=_cmd_acm)
+
+
+def _cmd_acm(args: argparse.Namespace) -> int:
+    from searchkd.acm_run import ACMRunConfig, run_acm
+
+    config = ACMRunConfig(model=args.model, out=args.out, learners=args.learners, budgets=args.budgets,
+                          data=args.data, seed=args.seed, device=args.device, stage1_steps=args.stage1_steps,
+                          stage2_steps=args.stage2_steps, stage3_steps=args.stage3_steps, batch_size=args.batch_size)
+    res = run_acm(config, progress=False if args.quiet else None)
+    dense = res["rows"][0]["dense_flops_per_token"] if res["rows"] else 0
+    print(f"{res['base']['name']}: {res['base']['layers']} FFN blocks -> ACMs of {args.learners} learners; "
+          f"dense FFN {dense / 1e6:.3f} MFLOPs/token")
+    print(f"{'budget':>6} {'FFN frac':>8} {'MFLOP/tok':>9} {'distill':>9} {'hid cos':>7} {'emb cos':>7} "
+          f"{'wall':>5} | {'static emb cos':>14} {'static distill':>14}")
+    for r in res["rows"]:
+        s = r["static"]
+        print(f"{r['budget']:>6g} {r['fraction']:>8.3f} {r['flops_per_token'] / 1e6:>9.3f} {r['distill_loss']:>9.4g} "
+              f"{r['hidden_cosine']:>7.4f} {r['embedding_cosine']:>7.4f} {r['wall_time_ratio']:>5.2f} | "
+              f"{s['embedding_cosine']:>14.4f} {s['distill_loss']:>14.4g}")
+    print(f"wrote {args.out}/acm.json, {args.out}/acm.png and {len(res['rows'])} converted model(s) "
+          f"(searchkd.supernets.acm.load_acm) in {res['seconds']:.0f} s")
+    return 0

@@ -1,0 +1,113 @@
+"""``searchkd acm`` end to end on a tiny BERT teacher, its rerun, and its bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from searchkd.cli import main
+from tests._text import need, write_text_setup, write_tokenizer
+
+FAST = ["--stage1-steps", "20", "--stage2-steps", "10", "--stage3-steps", "4", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("acm")
+    teacher, prose = write_text_setup(root, paragraphs=40)
+    return root, teacher, prose
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(["acm", *argv, "--quiet"])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_acm_writes_json_png_and_reloadable_models(setup, capsys):
+    root, teacher, prose = setup
+    out = root / "run"
+    argv = ["--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "0.25,1", "--out", str(out), *FAST]
+    rc, text, err = _run(capsys, *argv)
+    assert rc == 0, err
+    res = json.loads((out / "acm.json").read_text())
+    assert [r["budget"] for r in res["rows"]] == [0.25, 1.0]
+    for r in res["rows"]:
+        for key in ("flops_per_token", "distill_loss", "hidden_cosine", "embedding_cosine", "wall_time_ratio"):
+            assert isinstance(r[key], float), key
+        assert 0 < r["flops_per_token"] and r["static"]["fraction"] <= 1
+        assert sum(sum(h) for h in r["k_distribution"]) == r["tokens"] * 2  # two layers
+    assert (out / "acm.png").stat().st_size > 1000
+    assert "budget" in text and "acm.json" in text
+    from searchkd.supernets.acm import acm_modules, load_acm
+
+    model, meta = load_acm(out / "model-b0.25", base_id=res["base"]["id"])
+    assert meta["budget"] == 0.25 and len(acm_modules(model)) == 2
+    # a rerun reuses the converted models: the same measured compute
+    rc, _, err = _run(capsys, *argv)
+    assert rc == 0, err
+    again = json.loads((out / "acm.json").read_text())
+    assert [r["flops_per_token"] for r in again["rows"]] == [r["flops_per_token"] for r in res["rows"]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--learners", "1"], "--learners must be at least 2"),
+    (["--budgets", "0"], "outside (0, 1]"),
+    (["--budgets", "0.5,1.5"], "outside (0, 1]"),
+    (["--data", "embedded"], "acm needs text data"),
+])
+def test_bad_arguments_exit_2_and_write_nothing(setup, capsys, args, message):
+    root, teacher, prose = setup
+    out = root / "bad"
+    base = {"--model": f"hf:{teacher}", "--data": f"text:{prose}"}
+    for k, v in zip(args[::2], args[1::2]):
+        base[k] = v
+    rc, _, err = _run(capsys, *[x for kv in base.items() for x in kv], "--out", str(out), *FAST)
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_short_text_and_model_without_ffn(setup, capsys, tmp_path):
+    root, teacher, _ = setup
+    short = tmp_path / "short.txt"
+    short.write_text("The value is a statement.\n")
+    rc, _, err = _run(capsys, "--model", f"hf:{teacher}", "--data", f"text:{short}", "--out", str(tmp_path / "o"))
+    assert rc == 2 and "too short" in err
+    need("transformers")
+    from transformers import DistilBertConfig, DistilBertModel
+
+    d = tmp_path / "distil"
+    d.mkdir()
+    cfg = DistilBertConfig(dim=32, n_layers=1, n_heads=4, hidden_dim=64, vocab_size=write_tokenizer(d),
+                           max_position_embeddings=128)
+    DistilBertModel(cfg).save_pretrained(d)
+    rc, _, err = _run(capsys, "--model", f"hf:{d}", "--data", f"text:{root / 'prose.txt'}", "--out",
+                      str(tmp_path / "o"))
+    assert rc == 2 and "feed-forward blocks" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_converted_model_of_another_base_or_corrupt_is_refused(setup, capsys, tmp_path):
+    root, teacher, prose = setup
+    out = tmp_path / "run"
+    argv = ["--data", f"text:{prose}", "--budgets", "1", "--out", str(out), *FAST]
+    assert _run(capsys, "--model", f"hf:{teacher}", *argv)[0] == 0
+    other_root = tmp_path / "other"
+    other_root.mkdir()
+    other, _ = write_text_setup(other_root, paragraphs=1)
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    w = load_file(str(other / "model.safetensors"))
+    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in w.items()}, str(other / "model.safetensors"))
+    before = sorted(os.listdir(out))
+    capsys.readouterr()  # the helper's own save_pretrained output
+    rc, _, err = _run(capsys, "--model", f"hf:{other}", *argv)
+    assert rc == 2 and "another base model" in err and len(err.strip().splitlines()) == 1
+    assert sorted(os.listdir(out)) == before
+    (out / "model-b1" / "model.safetensors").write_bytes(b"not a safetensors file")
+    rc, _, err = _run(capsys, "--model", f"hf:{teacher}", *argv)
+    assert rc == 2 and "corrupt" in err
+    del torch
