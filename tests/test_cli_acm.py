@@ -111,3 +111,20 @@ def test_converted_model_of_another_base_or_corrupt_is_refused(setup, capsys, tm
     rc, _, err = _run(capsys, "--model", f"hf:{teacher}", *argv)
     assert rc == 2 and "corrupt" in err
     del torch
+
+
+def test_benchmark_script_compares_acm_with_distilled_static_width(setup, capsys, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import acm as bench
+
+    root, teacher, prose = setup
+    out = tmp_path / "run"
+    assert _run(capsys, "--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "0.5", "--out", str(out),
+                *FAST)[0] == 0
+    assert bench.main(["--run", str(out), "--steps", "2", "--out", str(tmp_path / "b.json")]) == 0
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["static_distilled"]["steps"] == 2
+    assert rows[0]["ffn_fraction"] == min(1.0, json.loads((out / "acm.json").read_text())["rows"][0]["fraction"])

@@ -1,0 +1,106 @@
+"""ACM vs static width at equal compute (issue 13's benchmark): for every budget of a finished
+``searchkd acm`` run, the same dense model with every FFN statically cut to the FFN compute
+fraction the ACM measured (keeping the units of largest ‖w_in‖·‖w_out‖, the ACM learners'
+ranking), then distilled end to end for ``--steps`` steps with the ACM's stage-3 recipe (MSE of
+the final hidden states against the dense model, Adam lr 1e-4, the same batch size and seeded
+batches), both measured on the same held-out rows: distillation loss and sentence-embedding
+cosine (as ``acm.json``), plus the wall-time ratio to the dense model.
+
+    searchkd acm --model minilm-l6 --out runs/acm-minilm                    # first, the ACM run
+    PYTHONPATH=. python benchmarks/acm.py --run runs/acm-minilm --steps 100
+
+Writes ``--out`` (default ``benchmarks/out/acm.json``) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import OUT, machine, write_json  # noqa: E402
+
+
+def distil_static(static, dense, ids, mask, *, steps: int, batch_size: int, seed: int, lr: float = 1e-4) -> list[float]:
+    """End-to-end hidden-state distillation of ``static`` (in place), seeded batches."""
+    import numpy as np
+    import torch
+
+    from searchkd.supernets.acm_train import hidden_loss
+
+    opt = torch.optim.Adam(static.parameters(), lr=lr)
+    static.train()
+    losses = []
+    for step in range(steps):
+        idx = torch.from_numpy(np.random.default_rng([seed, 3, step]).choice(len(ids), size=batch_size, replace=False))
+        b_ids, b_mask = ids[idx], mask[idx]
+        with torch.no_grad():
+            target = dense(input_ids=b_ids, attention_mask=b_mask).last_hidden_state
+        loss = hidden_loss(static(input_ids=b_ids, attention_mask=b_mask).last_hidden_state, target, b_mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(static.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+    static.eval()
+    return losses
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", required=True, help="a finished `searchkd acm` output directory")
+    p.add_argument("--steps", type=int, default=None, help="static distillation steps (default: the run's stage-3 steps)")
+    p.add_argument("--out", default=str(OUT / "acm.json"))
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+
+    import torch
+
+    from searchkd.acm_run import _evaluate, _wall, truncate_ffn
+    from searchkd.evaluate_text import _teacher, text_split
+    from searchkd.io import read_json
+
+    torch.set_num_threads(args.threads)
+    run = read_json(Path(args.run) / "acm.json")
+    c = run["config"]
+    steps = run["acm"]["stage3_steps"] if args.steps is None else args.steps
+    teacher = _teacher(c["model"], None, "cpu")
+    dense = teacher.model.eval()
+    train, held = text_split(c["data"], teacher, c["seed"])
+    ids, mask = train.tensors(range(len(train)))
+    batches = [held.tensors(range(i, min(i + c["eval_batch_size"], len(held))))
+               for i in range(0, len(held), c["eval_batch_size"])]
+    with torch.no_grad():
+        ref = [dense(input_ids=i, attention_mask=m).last_hidden_state for i, m in batches]
+    dense_wall = _wall(dense, batches, acm=False)
+    rows = []
+    for r in run["rows"]:
+        frac = min(1.0, r["fraction"])
+        static = truncate_ffn(dense, frac)
+        before = _evaluate(static, ref, batches, acm=False)
+        losses = distil_static(static, dense, ids, mask, steps=steps, batch_size=run["acm"]["batch_size"],
+                               seed=c["seed"])
+        after = _evaluate(static, ref, batches, acm=False)
+        rows.append({"budget": r["budget"], "ffn_fraction": frac,
+                     "acm": {k: r[k] for k in ("distill_loss", "hidden_cosine", "embedding_cosine", "wall_time_ratio",
+                                               "mean_k")},
+                     "static_cut": before,
+                     "static_distilled": {**after, "steps": steps, "final_train_loss": losses[-1] if losses else None,
+                                          "wall_time_ratio": _wall(static, batches, acm=False) / dense_wall}})
+        a, s = rows[-1]["acm"], rows[-1]["static_distilled"]
+        print(f"b={r['budget']:g} frac {frac:.3f}  ACM loss {a['distill_loss']:.4g} cos {a['embedding_cosine']:.4f} "
+              f"wall {a['wall_time_ratio']:.2f} | static cut loss {before['distill_loss']:.4g} cos "
+              f"{before['embedding_cosine']:.4f} | static +{steps} steps loss {s['distill_loss']:.4g} cos "
+              f"{s['embedding_cosine']:.4f} wall {s['wall_time_ratio']:.2f}", flush=True)
+    write_json(Path(args.out), {"run": str(args.run), "model": c["model"], "learners": c["learners"],
+                                "acm_steps": {k: run["acm"][k] for k in ("stage1_steps", "stage2_steps", "stage3_steps")},
+                                "held_out_rows": len(held), "rows": rows, "machine": machine()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
