@@ -195,8 +195,18 @@ def _cmd_distill(args: argparse.Namespace) -> int:
           f"pick beats controls: mean {v.get('pick_beats_controls_mean')} best {v.get('pick_beats_controls_best')}")
     for note in rep.get("notes", []):
         print(f"note: {note}")
-    print(f"wrote {rep.get('verify_json', 'verify.json')}")
+    print(f"wrote {rep.get('verify_json') or _beside(rep.get('result'), 'verify.json')}")
     return 0
+
+
+def _beside(result: str | None, name: str) -> str:
+    """``name`` in the folder of a search's ``result.json`` (or in that folder itself)."""
+    from pathlib import Path
+
+    if not result:
+        return name
+    where = Path(result)
+    return str((where if where.is_dir() else where.parent) / name)
 
 
 def _distill(args: argparse.Namespace, api: Any) -> dict[str, Any]:

@@ -257,4 +257,5 @@ def test_a_teacher_near_chance_is_a_warning_on_the_terminal(tmp_path, capsys, mo
     warning = [ln for ln in err.splitlines() if ln.startswith("searchkd: warning: ")]
     assert len(warning) == 1 and "near chance (10.0%)" in warning[0] and "(9.0%)" in warning[0]
     assert any(ln.startswith("note: the teacher's held-out accuracy (9.0%) is near chance") for ln in out.splitlines())
+    assert out.splitlines()[-1] == f"wrote {tmp_path / 'verify.json'}"
     assert any("near chance" in n for n in json.loads((tmp_path / "verify.json").read_text())["notes"])
