@@ -48,8 +48,22 @@ def test_list_takes_none_of_the_common_options(capsys, flag):
 
 
 def test_the_readme_says_which_commands_take_seed_and_device():
+    import argparse
+
+    from searchkd.cli import build_parser
+
     text = " ".join(README.read_text().split())
-    assert "`score`, `bench`, `search` and `distill` take `--seed`" in text
+    m = re.search(r"((?:`\w+`,? )+and `\w+`) take `--seed` \(default 0\) and `--device", text)
+    assert m, "the README's sentence on --seed/--device"
+    said = set(re.findall(r"`(\w+)`", m.group(1)))
+    def seeded(p: argparse.ArgumentParser) -> bool:  # it, or one of its subcommands (bench correlation)
+        return any(("--seed" in a.option_strings and a.help != argparse.SUPPRESS)
+                   or (isinstance(a, argparse._SubParsersAction) and any(map(seeded, a.choices.values())))
+                   for a in p._actions)
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    takes = {name for name, p in sub.choices.items() if seeded(p)}
+    assert said == takes
     assert "`sweep` refuses both" in text and ".venv/bin/searchkd" in text
 
 
