@@ -152,29 +152,17 @@ def _cost_for(ev: Any) -> Any:
     the data it was scored on (a space's ``cost`` counts its default head, 10 classes for nb201,
     resnet_cifar: with 100 classes the head has 5,850 more parameters). A proxy named
     ``params`` or ``flops`` is its own column (the scored network, the batch's image size)."""
-    import inspect
-
     ev.scorer  # noqa: B018  (data and teacher now, under the caller's progress bar)
     space, n = ev.space, getattr(ev.scorer, "num_classes", None)
     own = {k: k for k in ("params", "flops") if k in ev.config.proxies}
-    takes = "num_classes" in inspect.signature(space.cost).parameters
-    default = inspect.signature(space.build).parameters.get("num_classes")
-    default = None if default is None else default.default
-    if ev.text or n is None or (not takes and default in (None, n)):
+    if ev.text or n is None:
         def exact(rec: dict[str, Any]) -> dict[str, Any]:
             return {"params": rec["params"], "flops": rec["flops"]}
-    elif takes:
-        def exact(rec: dict[str, Any]) -> dict[str, Any]:
-            return {k: float(v) for k, v in space.cost(rec["arch"], num_classes=n).items() if k in ("params", "flops")}
-    else:  # a closed form for the default head only: count the network built for this data
-        import torch
-
-        from searchkd.spaces import count_cost
+    else:  # records cached by an older version counted the default head: recount
+        from searchkd.spaces import cost_for
 
         def exact(rec: dict[str, Any]) -> dict[str, Any]:
-            with torch.random.fork_rng(devices=[]):
-                c = count_cost(space.build(rec["arch"], num_classes=n))
-            return {"params": float(c["params"]), "flops": float(c["flops"])}
+            return {k: float(v) for k, v in cost_for(space, rec["arch"], n).items() if k in ("params", "flops")}
 
     def cost(rec: dict[str, Any]) -> dict[str, Any]:
         return {k: (rec["scores"][own[k]] if k in own else v) for k, v in exact(rec).items()}

@@ -7,6 +7,7 @@ import pytest
 
 from searchkd import api
 from searchkd.cli import main
+from searchkd.errors import SearchKDError
 from searchkd.spaces import count_cost, get_space
 
 CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -44,3 +45,25 @@ def test_proxy_params_is_one_column_equal_to_the_built_network(c100, capsys):
     header, row = capsys.readouterr().out.splitlines()
     assert header.split() == ["arch", "params", "flops"]
     assert float(row.split()[1]) == pytest.approx(1.53740, abs=1e-5)  # 1.53155 with a 10-way head
+
+
+def test_a_search_counts_the_data_classes_in_its_trials_and_budget(c100, tmp_path):
+    """trials.jsonl/result.json and --max-params see the 100-way head the students are built with."""
+    import json
+
+    sp = get_space("resnet_cifar")
+    archs = [sp.decode(list(v)) for v in np.ndindex(*sp.bounds())]
+    # a budget between an arch's 10-class and 100-class size: feasible only under the wrong count
+    arch = "1-1-1"
+    m = sp.cost(arch)["params"] + 1e-6
+    assert sp.cost(arch, num_classes=100)["params"] > m
+    res = api.search("resnet_cifar", "params", "random", budget=len(archs), seed=0, data=c100, batch_size=64,
+                     max_params=sp.cost(arch, num_classes=100)["params"] + 1e-9, out=str(tmp_path / "s"), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "s" / "trials.jsonl").read_text().splitlines()]
+    feasible = [r for r in rows if r.get("params") is not None and r.get("feasible", True)]
+    for r in feasible:
+        assert r["params"] == pytest.approx(sp.cost(r["arch"], num_classes=100)["params"], abs=1e-12)
+    assert res.best.params == pytest.approx(sp.cost(res.best.arch, num_classes=100)["params"], abs=1e-12)
+    with pytest.raises(SearchKDError, match="below the smallest"):
+        api.search("resnet_cifar", "params", "random", budget=3, seed=0, data=c100, batch_size=64, max_params=m,
+                   out=str(tmp_path / "t"), progress=False)

@@ -30,8 +30,9 @@ def _non_negative_int(name: str, value: Any) -> None:
         raise SearchKDError(f"{name} must be a non-negative integer, got {value!r}")
 
 
-def check_inputs(config: Any, space: Any, *, device: bool = True, data: bool = True) -> None:
+def check_inputs(config: Any, space: Any, *, device: bool = True, data: bool = True) -> int | None:
     """Bad input of a search config as one :class:`SearchKDError`, before anything is created.
+    Returns the data's class count (the students' head) when it opened image data, else None.
 
     Args:
         config: a :class:`~searchkd.types.SearchConfig` (defaults filled by ``prepare``).
@@ -69,7 +70,10 @@ def check_inputs(config: Any, space: Any, *, device: bool = True, data: bool = T
     if data and getattr(space, "modality", "image") == "image":
         from searchkd.data import load_images
 
-        load_images(config.data).indices(int(b), seed=0)  # the batch must fit in the data
+        ds = load_images(config.data)
+        ds.indices(int(b), seed=0)  # the batch must fit in the data
+        return int(ds.num_classes)
+    return None
 
 
 def check_out_writable(path: str | Path, *, directory: bool) -> None:

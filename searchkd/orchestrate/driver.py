@@ -61,6 +61,7 @@ class Plan:
     strategy_cls: Any
     objectives: Objectives
     ask_size: int
+    num_classes: int | None = None  # the students' head (the data's classes) once the data is opened
 
 
 def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, check_proxies: bool = True) -> Plan:
@@ -115,11 +116,13 @@ def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, chec
     return Plan(config, space, strategy_cls, objectives, int(ask_size))
 
 
-def _check_max_params(space: Any, m: float) -> None:
+def _check_max_params(space: Any, m: float, num_classes: int | None = None) -> None:
+    from searchkd.spaces import cost_for
+
     if not (math.isfinite(m) and m > 0):
         raise SearchKDError(f"max_params must be a finite positive number of millions of parameters, got {m}")
     bounds = space.bounds()
-    if space.cost(space.decode([0] * len(bounds)))["params"] <= m:
+    if cost_for(space, space.decode([0] * len(bounds)), num_classes)["params"] <= m:
         return
     size = space.size()
     if size is not None and size <= 100_000:
@@ -129,7 +132,7 @@ def _check_max_params(space: Any, m: float) -> None:
         archs = (space.sample(rng) for _ in range(2000))
     smallest = math.inf
     for a in archs:
-        p = space.cost(a)["params"]
+        p = cost_for(space, a, num_classes)["params"]
         if p <= m:
             return
         smallest = min(smallest, p)
@@ -187,7 +190,10 @@ def run_search(
     if runner not in ("local", "ray"):
         raise SearchKDError(f"unknown runner {runner!r} (local, ray)")
     if evaluator is None:  # the whole config, before anything is created (a custom evaluator brings its own inputs)
-        check_inputs(config, plan.space, device=runner == "local", data=not own_loop)
+        classes = check_inputs(config, plan.space, device=runner == "local", data=not own_loop)
+        plan = replace(plan, num_classes=classes)
+        if config.max_params is not None and classes is not None:  # again, with the data's head
+            _check_max_params(plan.space, float(config.max_params), classes)
     check_out_writable(out, directory=True)
     factory = evaluator if evaluator is not None or own_loop else EvaluatorFactory(eval_config(config))
     if runner == "ray":
@@ -238,10 +244,22 @@ def _search_loop(plan: Plan, out: Path, run: Any, runner: str, good: int, prior:
         out.mkdir(parents=True, exist_ok=True)
         tlog.write_json(out / tlog.CONFIG, {"searchkd_version": __version__, "config": config.to_dict()})
         tlog.cut_torn_tail(out / tlog.TRIALS, good)
-        return run.drive(_steps(plan, out / tlog.TRIALS, prior, Progress(config.budget, "search", enabled=progress),
+        status = ("starting Ray trials" if runner == "ray" else
+                  "loading the data" + (", preparing the teacher" if _needs_teacher(config) else "") + ", first scores")
+        bar = Progress(config.budget, "search", enabled=progress, status=status)
+        return run.drive(_steps(plan, out / tlog.TRIALS, prior, bar,
                                 max_stale))
     finally:
         run.close()
+
+
+def _needs_teacher(config: SearchConfig) -> bool:
+    from searchkd.proxies import get_proxy
+
+    try:
+        return any(get_proxy(p).needs_teacher for p in config.proxies)
+    except SearchKDError:  # a text space's proxies (superlm): its teacher is in the SuperLM
+        return False
 
 
 def _run_own_loop(plan: Plan, out: Path, run: Any, resume: bool, progress: bool | None, t0: float) -> SearchResult:
@@ -298,6 +316,8 @@ def _check_out_dir(out: Path, config: SearchConfig, resume: bool, may_change: Se
 def _steps(plan: Plan, log: Path, prior: list[Trial], bar: Progress, max_stale: int) -> Steps:
     """The search loop as a generator: yields each batch to evaluate, is sent its records,
     returns the trials. Runners drive it (the Ray runner from a Tune ``Searcher``)."""
+    from searchkd.spaces import cost_for
+
     config, space, obj = plan.config, plan.space, plan.objectives
     strategy = plan.strategy_cls(space, np.random.default_rng(config.seed), n_objectives=len(obj.names),
                                  **config.options)
@@ -315,7 +335,7 @@ def _steps(plan: Plan, log: Path, prior: list[Trial], bar: Progress, max_stale: 
             if a in records or a in infeasible or a in new:
                 continue
             if config.max_params is not None:
-                p = float(space.cost(a)["params"])
+                p = float(cost_for(space, a, plan.num_classes)["params"])
                 if p > config.max_params:
                     infeasible[a] = p - float(config.max_params)
                     continue
@@ -348,6 +368,7 @@ def _steps(plan: Plan, log: Path, prior: list[Trial], bar: Progress, max_stale: 
         if obj.dynamic:
             strategy.rescore(lambda a: obj.told(records[a]) if a in records else obj.worst())
         best = _best(list(records.values()), obj)
+        bar.replayed(sum(t.arch not in fresh for t in step))
         bar.moveto(len(records), **({} if best is None else {"best": obj.values(best)[0]}))
     bar.close()
     if replay:

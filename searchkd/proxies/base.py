@@ -184,7 +184,10 @@ class Scorer:
         net = build()
         self.check_student(net)
         scores = self._score(build, last=net)
-        return {"arch": arch, "scores": scores, **space.cost(arch), "seconds": time.perf_counter() - t0}
+        from searchkd.spaces import cost_for
+
+        return {"arch": arch, "scores": scores, **cost_for(space, arch, self.num_classes),
+                "seconds": time.perf_counter() - t0}
 
 
 def _rng_devices(device: Any) -> list[Any]:

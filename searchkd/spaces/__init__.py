@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from searchkd.spaces import bert, nb201, resnet_cifar  # noqa: F401  (registration)
-from searchkd.spaces.base import SearchSpace, count_cost
+from searchkd.spaces.base import SearchSpace, cost_for, count_cost
 
-__all__ = ["SearchSpace", "count_cost", "get_space"]
+__all__ = ["SearchSpace", "cost_for", "count_cost", "get_space"]
 
 
 def get_space(name: str) -> SearchSpace:

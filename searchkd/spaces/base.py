@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # torch stays out of `searchkd --help`
     import torch
     from torch import nn
 
-__all__ = ["SearchSpace", "count_cost", "as_rng"]
+__all__ = ["SearchSpace", "count_cost", "cost_for", "as_rng"]
 
 
 def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -97,6 +97,27 @@ class SearchSpace(ABC):
             )
         return out
 
+
+
+def cost_for(space: "SearchSpace", arch: str, num_classes: int | None = None) -> dict[str, float]:
+    """``space.cost(arch)`` for networks built with a ``num_classes`` head: a space whose
+    ``cost`` takes ``num_classes`` answers in closed form; otherwise, when the class count
+    differs from ``build``'s default head, the network is built and counted (the caller's
+    torch RNG untouched). ``num_classes`` None: the space's default head."""
+    import inspect
+
+    if num_classes is None:
+        return space.cost(arch)
+    if "num_classes" in inspect.signature(space.cost).parameters:
+        return space.cost(arch, num_classes=num_classes)
+    default = inspect.signature(space.build).parameters.get("num_classes")
+    if default is None or default.default in (None, num_classes):
+        return space.cost(arch)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        c = count_cost(space.build(arch, num_classes=num_classes))
+    return {"params": float(c["params"]), "flops": float(c["flops"])}
 
 def count_cost(model: "nn.Module", input_size: tuple[int, int, int] = (3, 32, 32)) -> dict[str, float]:
     """Parameters (all, in millions) and FLOPs of ``model`` by forward hooks.

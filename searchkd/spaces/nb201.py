@@ -106,15 +106,16 @@ class NB201Space(SearchSpace):
         """Every cell, in encoding order (not the benchmark's index order)."""
         return [format_cell(list(v)) for v in np.ndindex(*self.bounds())]
 
-    def cost(self, arch: str) -> dict[str, float]:
+    def cost(self, arch: str, num_classes: int = 10) -> dict[str, float]:
         """Closed form, equal to hook counting on the built network (see tests)."""
         ops = [OPS[v] for v in parse_cell(arch)]
-        params = 73306 - 650  # every part but the cells and the classifier (all-none cell, 10 classes)
-        macs = 16 * 27 * 1024 + (1179648 + 2359296 + 131072) * 2 + 650  # stem, 2 residual blocks, classifier
+        head = 64 * num_classes + num_classes  # the classifier (its MACs counted as its parameters)
+        params = 73306 - 650  # every part but the cells and the classifier (all-none cell)
+        macs = 16 * 27 * 1024 + (1179648 + 2359296 + 131072) * 2 + head  # stem, 2 residual blocks, classifier
         for c, px in zip(_WIDTHS, _PIXELS):
             params += N * sum(_op_params(op, c) for op in ops)
             macs += N * sum(_op_macs(op, c, px) for op in ops)
-        return {"params": (params + 650) / 1e6, "flops": macs / 1e6}
+        return {"params": (params + head) / 1e6, "flops": macs / 1e6}
 
     def build(self, arch: str, num_classes: int = 10) -> Any:
         from searchkd.spaces._nb201_net import TinyNetwork

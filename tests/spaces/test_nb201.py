@@ -57,6 +57,8 @@ def test_known_sizes():
 def test_closed_form_cost_equals_hook_count(seed):
     arch = SPACE.sample(seed)
     assert SPACE.cost(arch) == pytest.approx(count_cost(SPACE.build(arch)), abs=1e-9)
+    hundred = count_cost(SPACE.build(arch, num_classes=100))
+    assert SPACE.cost(arch, num_classes=100) == pytest.approx(hundred, abs=1e-9)
 
 
 def test_build_matches_the_benchmark_structure():
