@@ -130,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--ground-truth", default="../shared/data/nb201/nb201_cifar10.csv")
     ap.add_argument("--column", default="cifar10_test_acc")
+    ap.add_argument("--dataset", default=None,
+                    help="with --ground-truth nb201:FILE.pth: cifar10, cifar10-valid, cifar100 or ImageNet16-120")
     ap.add_argument("--strategies", default="evolution,random")
     ap.add_argument("--only", default=None,
                     help="run only these settings, ';'-separated (e.g. 'synflow;diswot,nwot,synflow'): to split a run "
@@ -144,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only:
         settings = [s.split(",") for s in args.only.split(";")]
     seeds = [int(x) for x in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
-    gt = read_ground_truth(args.ground_truth, args.column)
+    gt = read_ground_truth(args.ground_truth, args.column, args.dataset)
     runs_dir = Path(args.out).with_suffix("")
     results: dict[str, Any] = {}
     cache_stats = {"hits": 0, "misses": 0}

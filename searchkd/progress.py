@@ -46,6 +46,7 @@ class Progress:
         self.enabled = enabled is not False and _isatty(self.stream) and _isatty(sys.stdout)
         self.total, self.desc, self.n = total, desc, 0
         self.status = status
+        self._base = 0  # steps done before this run (a resume's replay): not part of the rate
         self.t0 = _clock()
         self._last = 0.0
         self._started = False  # any step done (the status and the ticking clock stop then)
@@ -83,6 +84,12 @@ class Progress:
         """Set the count to ``n`` (for callers that know the total done so far)."""
         self.update(n - self.n, **info)
 
+    def replayed(self, n: int) -> None:
+        """``n`` more steps were done by an earlier run (a resume replays them): they count
+        toward the total but not toward the rate, so the time left is this run's."""
+        self._base += n
+        self.n += n
+
     def text(self, now: float | None = None) -> str:
         """The bar as it would be drawn now (without the terminal's control characters)."""
         now = _clock() if now is None else now
@@ -96,8 +103,8 @@ class Progress:
         timing = f"{clock(elapsed)} elapsed"
         if not self._started:
             return f"{self.desc} {left} {timing}: {self.status}…"
-        rate = self.n / max(elapsed, 1e-9)
-        if self.total and 0 < self.n < self.total:
+        rate = (self.n - self._base) / max(elapsed, 1e-9)
+        if self.total and 0 < self.n < self.total and rate > 0:
             timing += f", {clock((self.total - self.n) / rate)} left"
         return f"{self.desc} {left} {timing} {rate:.2f}/s {self.info}".rstrip()
 

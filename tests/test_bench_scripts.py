@@ -64,3 +64,17 @@ def test_search_quality_keys_runs_and_cache_by_version_and_records_the_budget(tm
     again = json.loads(out.read_text())
     assert again["score_key_digest"] != first["score_key_digest"] and again["cache"]["misses"] == 4
     assert again["searchkd_version"].endswith(".post1")
+
+
+def test_search_quality_passes_dataset_to_the_ground_truth_reader(tmp_path, nb201_csv):
+    """``--dataset`` reaches the reader (nb201:FILE ground truth); on a CSV it is the reader's one-line refusal."""
+    import pytest
+
+    from searchkd.errors import SearchKDError
+
+    argv = ["--proxies", "params", "--budget", "2", "--seeds", "1", "--strategies", "random", "--data", "embedded",
+            "--ground-truth", str(nb201_csv), "--dataset", "cifar100", "--out", str(tmp_path / "sq.json"),
+            "--cache", str(tmp_path / "cache.jsonl")]
+    with pytest.raises(SearchKDError, match="is a CSV"):
+        search_quality.main(argv)
+    assert not (tmp_path / "sq.json").exists()

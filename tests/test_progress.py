@@ -92,23 +92,59 @@ def test_the_clock_ticks_before_the_first_step(monkeypatch) -> None:
     assert err.getvalue() == drawn  # stopped by the first step and close
 
 
-def test_scoring_says_what_it_prepares(tmp_path, monkeypatch) -> None:
+def _statuses(monkeypatch, module, tmp_path) -> tuple[list, str]:
+    """Every status a ``module.Progress`` is created with, and an 80-image npz data spec."""
     import numpy as np
-
-    import searchkd.progress as prog
-    from searchkd import api
 
     said = []
 
-    class Recording(prog.Progress):
+    class Recording(module.Progress):
         def __init__(self, *a, **kw) -> None:
             said.append(kw.get("status"))
             super().__init__(*a, **kw)
 
-    monkeypatch.setattr(prog, "Progress", Recording)
+    monkeypatch.setattr(module, "Progress", Recording)
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", x=rng.integers(0, 256, (80, 32, 32, 3), dtype=np.uint8), y=np.arange(80) % 10)
+    return said, f"npz:{tmp_path / 'd.npz'}"
+
+
+def test_scoring_says_what_it_prepares(tmp_path, monkeypatch) -> None:
+    import searchkd.progress as prog
+    from searchkd import api
+
+    said, data = _statuses(monkeypatch, prog, tmp_path)
     cell = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
     for proxies in (["params"], ["params", "diswot"]):
-        api.score_archs("nb201", [cell], proxies, data=f"npz:{tmp_path / 'd.npz'}", batch_size=16, progress=False)
+        api.score_archs("nb201", [cell], proxies, data=data, batch_size=16, progress=False)
     assert said == ["loading the data", "loading the data, preparing the teacher"]
+
+
+def test_a_search_says_what_it_prepares(tmp_path, monkeypatch) -> None:
+    import searchkd.orchestrate.driver as drv
+    from searchkd import api
+
+    said, data = _statuses(monkeypatch, drv, tmp_path)
+    for i, proxy in enumerate(("params", "diswot")):
+        api.search("nb201", proxy, "random", budget=2, data=data, batch_size=16, out=str(tmp_path / f"s{i}"),
+                   progress=False)
+    assert said == ["loading the data, first scores", "loading the data, preparing the teacher, first scores"]
+
+
+def test_replayed_steps_do_not_count_toward_the_rate() -> None:
+    """A resume replays its logged trials at once: the time left is from this run's own pace."""
+    import searchkd.progress as prog
+
+    now = [100.0]
+    orig = prog._clock
+    prog._clock = lambda: now[0]
+    try:
+        p = Progress(100, "search", enabled=False)
+        p.replayed(50)
+        p.moveto(50)
+        now[0] += 10.0
+        p.moveto(60)  # 10 new trials in 10 s: 40 left take 40 s
+        assert "0:40 left" in p.text()
+        assert "1.00/s" in p.text()
+    finally:
+        prog._clock = orig

@@ -100,7 +100,12 @@ def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
     searches: dict[str, SearchConfig] = {}
     for combo in itertools.product(*grid.values()) if grid else [()]:
         point = dict(zip(grid, combo))
-        cfg = SearchConfig.from_dict({**base, **point})
+        merged = {**base, **point}
+        if "proxy" not in merged:  # as `searchkd search`: the strategy's own score (darts, autodistil) or the space's
+            from searchkd.api import default_proxy
+
+            merged["proxy"] = default_proxy(merged.get("space", "nb201"), merged.get("strategy", "evolution"))
+        cfg = SearchConfig.from_dict(merged)
         if cfg.teacher_weights is not None:
             from dataclasses import replace
 

@@ -66,3 +66,12 @@ def test_search_and_sweep_retry_a_failed_ray_trial_equally(tmp_path) -> None:
     assert load_sweep(toml)["max_failures"] == MAX_FAILURES
     assert inspect.signature(run_search).parameters["max_failures"].default == MAX_FAILURES
     assert inspect.signature(RayRunner).parameters["max_failures"].default == MAX_FAILURES
+
+
+def test_a_sweep_search_without_a_proxy_gets_its_strategys_own(tmp_path) -> None:
+    """darts/sd-darts rank by their supernet (derived_acc), evolution by the space's default: as `searchkd search`."""
+    toml = tmp_path / "s.toml"
+    toml.write_text('[search]\nspace = "nb201"\nbudget = 2\n[grid]\nstrategy = ["darts", "sd-darts", "evolution"]\n')
+    searches = load_sweep(toml)["searches"]
+    proxies = {cfg.strategy: cfg.proxy for cfg in searches.values()}
+    assert proxies == {"darts": "derived_acc", "sd-darts": "derived_acc", "evolution": "diswot"}
