@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,16 +40,26 @@ LOAD = "import torch\ntorch.set_num_threads(1)\na = torch.randn(512, 512)\nwhile
 
 
 def run_one(flags: list[str], args, out: Path) -> dict:
+    """One search as its own process; a run past ``--max-seconds`` is stopped and recorded as
+    censored (``seconds`` null, ``at_least_seconds``), so one starved configuration cannot
+    hold the benchmark for an hour."""
     cmd = [sys.executable, "-m", "searchkd", "search", "--space", "nb201", "--proxy", args.proxy, "--strategy", "random",
            "--budget", str(args.budget), "--seed", str(args.seed), "--data", args.data, "--out", str(out), "--quiet",
            *flags]
     env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0")
     env.pop("OMP_NUM_THREADS", None)  # the flag alone decides
     t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=args.max_seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the search and the private Ray it started (same session)
+        proc.communicate()
+        return {"seconds": None, "at_least_seconds": args.max_seconds, "best": None, "trials": None}
     seconds = time.perf_counter() - t
     if proc.returncode != 0:
-        raise SystemExit(f"threads.py: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
+        raise SystemExit(f"threads.py: {' '.join(cmd)} failed ({proc.returncode}): {stderr.strip()[-400:]}")
     res = json.loads((out / "result.json").read_text())
     return {"seconds": seconds, "best": res["best"]["arch"], "trials": res.get("trials")}
 
@@ -63,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--load", type=int, default=os.cpu_count() or 2,
                     help="busy one-thread processes in the 'under load' condition (default: one per core)")
     ap.add_argument("--conditions", default="idle,load")
+    ap.add_argument("--max-seconds", type=float, default=600, help="stop a run after this long (recorded as censored)")
     ap.add_argument("--out", default=str(OUT / "threads.json"))
     args = ap.parse_args(argv)
 
@@ -84,14 +96,22 @@ def main(argv: list[str] | None = None) -> int:
                             p.kill()
                             p.wait()
                     runs[cond][name].append(r)
-                    print(f"{cond:4s} rep {rep} {name:22s} {r['seconds']:7.1f} s  best {r['best']}", flush=True)
+                    took = f"{r['seconds']:7.1f} s" if r["seconds"] is not None else f">{r['at_least_seconds']:.0f} s (stopped)"
+                    print(f"{cond:4s} rep {rep} {name:22s} {took}  best {r['best']}", flush=True)
+    def fastest(rs: list[dict]) -> tuple[float, bool]:
+        done = [r["seconds"] for r in rs if r["seconds"] is not None]
+        return (min(done), False) if done else (max(r["at_least_seconds"] for r in rs), True)
+
     summary = {}
     for cond, per in runs.items():
-        base = min(r["seconds"] for r in per["1 thread"])
-        summary[cond] = {name: {"seconds_min": min(r["seconds"] for r in rs),
-                                "seconds_all": [r["seconds"] for r in rs],
-                                "ratio_to_1_thread": min(r["seconds"] for r in rs) / base} for name, rs in per.items()}
-    bests = {r["best"] for per in runs.values() for rs in per.values() for r in rs}
+        base, _ = fastest(per["1 thread"])
+        summary[cond] = {}
+        for name, rs in per.items():
+            sec, censored = fastest(rs)
+            # censored: a lower bound (the run was stopped at --max-seconds)
+            summary[cond][name] = {"seconds_min": sec, "censored": censored, "seconds_all": [r["seconds"] for r in rs],
+                                   "ratio_to_1_thread": sec / base}
+    bests = {r["best"] for per in runs.values() for rs in per.values() for r in rs if r["best"] is not None}
     out = {"command": "python benchmarks/threads.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "proxy": args.proxy, "budget": args.budget, "seed": args.seed, "data": args.data, "reps": args.reps,
            "load_processes": args.load, "configs": {k: " ".join(v) for k, v in CONFIGS.items()},
@@ -99,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
            "machine": machine()}
     write_json(Path(args.out), out)
     for cond, per in summary.items():
-        print(cond + ": " + ", ".join(f"{k} {v['seconds_min']:.1f} s (x{v['ratio_to_1_thread']:.2f})" for k, v in per.items()))
+        print(cond + ": " + ", ".join(f"{k} {'>' if v['censored'] else ''}{v['seconds_min']:.1f} s "
+                                      f"(x{'>' if v['censored'] else ''}{v['ratio_to_1_thread']:.2f})" for k, v in per.items()))
     return 0
 
 
