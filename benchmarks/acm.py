@@ -8,13 +8,19 @@ cosine (as ``acm.json``), plus the wall-time ratio to the dense model.
 
     searchkd acm --model minilm-l6 --out runs/acm-minilm                    # first, the ACM run
     PYTHONPATH=. python benchmarks/acm.py --run runs/acm-minilm --steps 100
+    PYTHONPATH=. python benchmarks/acm.py --run runs/acm-minilm --wall-only --out benchmarks/out/acm_wall.json
 
-Writes ``--out`` (default ``benchmarks/out/acm.json``) and prints the table.
+Writes ``--out`` (default ``benchmarks/out/acm.json``) and prints the table. ``--wall-only``
+measures wall time alone (run it on an idle machine): the dense encoder, each budget's
+converted model as saved, the same model with every gate forced to k = N (all learners on every
+token: what the learner split and the grouping cost at full compute) and the static cut, at
+batch ``eval_batch_size`` × 128 tokens over the held-out rows, interleaved, best of ``--reps``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -56,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="static distillation steps (default: the run's stage-3 steps)")
     p.add_argument("--out", default=str(OUT / "acm.json"))
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--wall-only", action="store_true", help="only the wall-time comparison (see above)")
+    p.add_argument("--reps", type=int, default=5, help="--wall-only: repetitions, the best kept (default 5)")
     args = p.parse_args(argv)
 
     import torch
@@ -76,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                for i in range(0, len(held), c["eval_batch_size"])]
     with torch.no_grad():
         ref = [dense(input_ids=i, attention_mask=m).last_hidden_state for i, m in batches]
+    if args.wall_only:
+        return wall_only(args, run, dense, batches, held)
     dense_wall = _wall(dense, batches, acm=False)
     rows = []
     for r in run["rows"]:
@@ -99,6 +109,40 @@ def main(argv: list[str] | None = None) -> int:
     write_json(Path(args.out), {"run": str(args.run), "model": c["model"], "learners": c["learners"],
                                 "acm_steps": {k: run["acm"][k] for k in ("stage1_steps", "stage2_steps", "stage3_steps")},
                                 "held_out_rows": len(held), "rows": rows, "machine": machine()})
+    return 0
+
+
+def wall_only(args, run: dict, dense, batches, held) -> int:
+    from searchkd.acm_run import run_batches, truncate_ffn
+    from searchkd.supernets.acm import acm_modules, load_acm
+
+    def once(model, acm: bool) -> float:
+        return run_batches(model, batches, acm)
+
+    rows = []
+    for r in run["rows"]:
+        acm_model, _ = load_acm(r["model_dir"])
+        full = copy.deepcopy(acm_model)
+        for m in acm_modules(full):
+            m.force_k = m.learners
+        static = truncate_ffn(dense, min(1.0, r["fraction"]))
+        best = {"dense": float("inf"), "acm": float("inf"), "acm_all_learners": float("inf"), "static": float("inf")}
+        once(dense, False), once(acm_model, True)  # warm-up
+        for _ in range(args.reps):  # interleaved: a slow moment of a shared machine hits all four
+            best["dense"] = min(best["dense"], once(dense, False))
+            best["acm"] = min(best["acm"], once(acm_model, True))
+            best["acm_all_learners"] = min(best["acm_all_learners"], once(full, True))
+            best["static"] = min(best["static"], once(static, False))
+        row = {"budget": r["budget"], "ffn_fraction": r["fraction"], "seconds": best,
+               "acm_over_dense": best["acm"] / best["dense"], "static_over_dense": best["static"] / best["dense"],
+               "all_learners_over_dense": best["acm_all_learners"] / best["dense"]}
+        rows.append(row)
+        print(f"b={r['budget']:g} frac {r['fraction']:.3f}  ACM/dense {row['acm_over_dense']:.3f}  "
+              f"all learners/dense {row['all_learners_over_dense']:.3f}  static/dense {row['static_over_dense']:.3f}",
+              flush=True)
+    write_json(Path(args.out), {"run": str(args.run), "model": run["config"]["model"], "learners": run["config"]["learners"],
+                                "held_out_rows": len(held), "batch": [run["config"]["eval_batch_size"], 128],
+                                "reps": args.reps, "threads": args.threads, "rows": rows, "machine": machine()})
     return 0
 
 

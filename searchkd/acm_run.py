@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 from searchkd.errors import SearchKDError
 
-__all__ = ["ACMRunConfig", "run_acm", "check_acm_config", "truncate_ffn"]
+__all__ = ["ACMRunConfig", "run_acm", "check_acm_config", "truncate_ffn", "run_batches"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class ACMRunConfig:
     stage3_steps: int = 100
     batch_size: int = 8
     eval_batch_size: int = 32
+    calibrate: bool = True  # shift the gates to the budget before and after stage 3 (acm_train.calibrate_budget)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -134,23 +135,25 @@ def _evaluate(model: Any, dense_out: list[Any], batches: list[tuple[Any, Any]], 
     return row
 
 
-def _wall(model: Any, batches: list[tuple[Any, Any]], acm: bool) -> float:
+def run_batches(model: Any, batches: list[tuple[Any, Any]], acm: bool) -> float:
+    """Seconds for one pass of ``model`` over ``batches`` (no grad; an ACM model knows the real tokens)."""
     import torch
 
     from searchkd.supernets.acm import set_token_mask
 
-    best = float("inf")
+    t0 = time.perf_counter()
     with torch.no_grad():
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for ids, mask in batches:
-                if acm:
-                    with set_token_mask(model, mask):
-                        model(input_ids=ids, attention_mask=mask)
-                else:
+        for ids, mask in batches:
+            if acm:
+                with set_token_mask(model, mask):
                     model(input_ids=ids, attention_mask=mask)
-            best = min(best, time.perf_counter() - t0)
-    return best
+            else:
+                model(input_ids=ids, attention_mask=mask)
+    return time.perf_counter() - t0
+
+
+def _wall(model: Any, batches: list[tuple[Any, Any]], acm: bool) -> float:
+    return min(run_batches(model, batches, acm) for _ in range(3))
 
 
 def _check_existing(out: Path, budgets: Sequence[float], base_id: str) -> None:
@@ -171,7 +174,8 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     from searchkd.evaluate_text import _teacher, text_split
     from searchkd.io import write_json
     from searchkd.supernets.acm import acmize, ffn_layers, load_acm, save_acm
-    from searchkd.supernets.acm_train import ACMConfig, cache_ffn, data_id, stage1, stage2, stage3, stage_meta
+    from searchkd.supernets.acm_train import (ACMConfig, cache_ffn, calibrate_budget, data_id, stage1, stage2, stage3,
+                                              stage_meta)
     from searchkd.teachers import resolve_teacher
     from searchkd.text_teachers import teacher_dir
 
@@ -211,16 +215,23 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     for b in c.budgets:
         target = _model_dir(out, b)
         if target.exists():
-            trained, _ = load_acm(target, base_id=base_id, device=device)
+            trained, saved = load_acm(target, base_id=base_id, device=device)
+            calibration = saved.get("calibration")
         else:
             model.load_state_dict(base_state)
-            stage3(model, dense, ids, mask, float(b), ac, meta=meta, ckpt=ckpt, progress=progress)
+            calibration = None
+            if c.calibrate:
+                calibration = {"before_stage3": calibrate_budget(model, ids, mask, float(b), seed=c.seed)}
+            stage3(model, dense, ids, mask, float(b), ac, meta={**meta, "calibrate": c.calibrate}, ckpt=ckpt,
+                   progress=progress)
+            if c.calibrate:
+                calibration["after_stage3"] = calibrate_budget(model, ids, mask, float(b), seed=c.seed)
             save_acm(model, target, base={"id": base_id, "name": teacher.info.name}, tokenizer_dir=tokenizer_dir,
-                     extra={"budget": float(b), "config": asdict(ac)})
+                     extra={"budget": float(b), "config": asdict(ac), "calibration": calibration})
             (ckpt / f"stage3-b{b:g}.pt").unlink(missing_ok=True)  # the saved model is the resumable result
             trained = model
         trained.eval()
-        row = {"budget": float(b), **_evaluate(trained, dense_out, held_batches, acm=True)}
+        row = {"budget": float(b), **_evaluate(trained, dense_out, held_batches, acm=True), "calibration": calibration}
         row["wall_time_ratio"] = _wall(trained, held_batches, acm=True) / dense_wall
         static = truncate_ffn(dense, min(1.0, row["fraction"]))
         srow = _evaluate(static, dense_out, held_batches, acm=False)

@@ -27,6 +27,9 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--stage2-steps", type=int, default=200, help="gate training steps (default 200)")
     p.add_argument("--stage3-steps", type=int, default=100, help="end-to-end steps per budget (default 100)")
     p.add_argument("--batch-size", type=int, default=8, help="sequences per end-to-end step (default 8)")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="leave the budget to stage 3's penalty alone, as the paper does (default: shift the gates to "
+                        "the budget before and after stage 3)")
     common(p)
     p.set_defaults(run=_cmd_acm)
 
@@ -36,7 +39,8 @@ def _cmd_acm(args: argparse.Namespace) -> int:
 
     config = ACMRunConfig(model=args.model, out=args.out, learners=args.learners, budgets=args.budgets,
                           data=args.data, seed=args.seed, device=args.device, stage1_steps=args.stage1_steps,
-                          stage2_steps=args.stage2_steps, stage3_steps=args.stage3_steps, batch_size=args.batch_size)
+                          stage2_steps=args.stage2_steps, stage3_steps=args.stage3_steps, batch_size=args.batch_size,
+                          calibrate=not args.no_calibrate)
     res = run_acm(config, progress=False if args.quiet else None)
     dense = res["rows"][0]["dense_flops_per_token"] if res["rows"] else 0
     print(f"{res['base']['name']}: {res['base']['layers']} FFN blocks -> ACMs of {args.learners} learners; "

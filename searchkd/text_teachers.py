@@ -242,6 +242,9 @@ def _load_model(d: Path) -> Any:
         from transformers.utils import logging as hf_logging
     except ImportError:
         raise SearchKDError("BERT-family teachers need transformers: install searchkd[nlp]") from None
+    from searchkd.export import register_hf
+
+    register_hf()  # a student exported by the AutoDistil search (model_type searchkd_bert) loads like any BERT
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a library call stays quiet; the CLI shows its own progress
     try:

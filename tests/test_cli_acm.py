@@ -128,3 +128,35 @@ def test_benchmark_script_compares_acm_with_distilled_static_width(setup, capsys
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert len(rows) == 1 and rows[0]["static_distilled"]["steps"] == 2
     assert rows[0]["ffn_fraction"] == min(1.0, json.loads((out / "acm.json").read_text())["rows"][0]["fraction"])
+    assert bench.main(["--run", str(out), "--wall-only", "--reps", "1", "--out", str(tmp_path / "w.json")]) == 0
+    wall = json.loads((tmp_path / "w.json").read_text())["rows"][0]
+    assert set(wall["seconds"]) == {"dense", "acm", "acm_all_learners", "static"}
+    assert all(v > 0 for v in wall["seconds"].values())
+    assert wall["acm_over_dense"] == wall["seconds"]["acm"] / wall["seconds"]["dense"]
+
+
+def test_a_student_exported_by_the_autodistil_search_converts(setup, capsys, tmp_path):
+    """hf:DIR of an exported student whose shape no BertConfig holds (model_type searchkd_bert,
+    5 heads of 3 beside a 36-wide hidden state) converts, and budget 1.0 runs every learner."""
+    import torch
+
+    from searchkd.export import export_student
+    from searchkd.spaces._bert_net import BertNet
+    from searchkd.spaces.bert import BertSpace
+
+    root, teacher, prose = setup
+    vocab = len((teacher / "vocab.txt").read_text().split())
+    space = BertSpace(layers=(2,), hidden=(36,), heads=(5,), ratios=(2.0,), name="toy", vocab_size=vocab,
+                      max_position=128)
+    torch.manual_seed(0)
+    net = BertNet(space.net_config("L2-H36-A5-R2.0")).eval()
+    student = export_student(net, "L2-H36-A5-R2.0", tmp_path / "student", space="toy", tokenizer_dir=teacher)
+    assert json.loads((student / "config.json").read_text())["model_type"] == "searchkd_bert"
+    out = tmp_path / "acm"
+    rc, text, err = _run(capsys, "--model", f"hf:{student}", "--data", f"text:{prose}", "--budgets", "0.5,1",
+                         "--out", str(out), *FAST)
+    assert rc == 0, err
+    rows = json.loads((out / "acm.json").read_text())["rows"]
+    assert rows[1]["calibration"]["after_stage3"]["fraction_after"] == 1.0
+    assert all(k == 4 for k in rows[1]["mean_k"])  # every real held-out token ran all 4 learners
+    assert rows[0]["calibration"]["after_stage3"]["fraction_after"] == pytest.approx(0.5, abs=0.05)

@@ -368,6 +368,9 @@ def load_acm(path: str | Path, *, base_id: str | None = None, device: Any = None
         import transformers
         from safetensors.torch import load_file
 
+        from searchkd.export import register_hf
+
+        register_hf()  # a converted AutoDistil student (searchkd_bert)
         config = transformers.AutoConfig.from_pretrained(str(d), local_files_only=True)
         model = transformers.AutoModel.from_config(config)
         shape = ACMShape(**meta["shape"])

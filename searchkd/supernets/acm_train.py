@@ -40,7 +40,7 @@ from searchkd.supernets.acm import ACM, acm_modules, ffn_layers
 from searchkd.supernets.superlm import _fingerprint as data_id  # the same fingerprint of token rows
 
 __all__ = ["ACMConfig", "cache_ffn", "stage1", "stage2", "stage3", "stage_meta", "data_id", "gate_labels", "compute_fraction",
-           "hidden_loss"]
+           "hidden_loss", "calibrate_budget"]
 
 
 @dataclass(frozen=True)
@@ -270,6 +270,57 @@ def stage3(model: nn.Module, dense: nn.Module, ids: torch.Tensor, mask: torch.Te
                     progress=progress)
     finally:
         model.eval()
+
+
+@torch.no_grad()
+def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, budget: float, *, rows: int = 32,
+                     seed: int = 0, iters: int = 30, bound: float = 64.0) -> dict[str, float]:
+    """Shift every gate's logits by s·k/N, one s for the whole model, so that the inference
+    choices (argmax) on ``rows`` training rows spend ``budget`` of the learner compute: the
+    smallest s whose compute fraction reaches the budget, by bisection (the fraction never
+    falls as s grows: adding an increasing function of k to the logits never lowers the
+    argmax). Folded into the gates' last bias, so the saved model needs nothing new.
+
+    Not in the paper, where only the budget penalty of stage 3 steers the compute: on a short
+    CPU schedule that left budget 1.0 at 0.79 of the compute. Run before stage 3 (it trains
+    at the budget) and after it (inference keeps the budget). Returns s and the fractions
+    before and after."""
+    from searchkd.supernets.acm import set_token_mask
+
+    acms = acm_modules(model)
+    device = next(model.parameters()).device
+    idx = torch.from_numpy(np.random.default_rng([seed, 31]).choice(len(ids), size=min(rows, len(ids)), replace=False))
+    b_ids, b_mask = ids[idx].to(device), mask[idx].to(device)
+    heads = [a.gate[-1] for a in acms]
+    bias0 = [h.bias.detach().clone() for h in heads]
+    ramps = [torch.arange(a.learners + 1, device=device, dtype=h.bias.dtype) / a.learners for a, h in zip(acms, heads)]
+    was_training = model.training
+    model.eval()
+
+    def fraction(shift: float) -> float:
+        for h, b0, r in zip(heads, bias0, ramps):
+            h.bias.copy_(b0 + shift * r)
+        with set_token_mask(model, b_mask):
+            model(input_ids=b_ids, attention_mask=b_mask)
+        return float(compute_fraction(model, b_mask)[0])
+
+    try:
+        before = fraction(0.0)
+        lo, hi = -bound, bound
+        if fraction(lo) >= budget:
+            hi = lo
+        elif fraction(hi) < budget:
+            lo = hi
+        for _ in range(iters if lo < hi else 0):
+            mid = (lo + hi) / 2
+            if fraction(mid) >= budget:
+                hi = mid
+            else:
+                lo = mid
+        after = fraction(hi)
+    finally:
+        model.train(was_training)
+    return {"shift": hi, "fraction_before": before, "fraction_after": after}
 
 
 def stage_meta(base_id: str, config: ACMConfig, data_id: str) -> dict[str, Any]:

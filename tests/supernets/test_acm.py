@@ -16,7 +16,8 @@ from transformers import BertConfig, BertModel  # noqa: E402
 from searchkd.errors import SearchKDError  # noqa: E402
 from searchkd.supernets.acm import (ACM, ACMShape, acm_modules, acmize, count_flops, load_acm, reset_flops,  # noqa: E402
                                     save_acm, set_token_mask)
-from searchkd.supernets.acm_train import ACMConfig, cache_ffn, data_id, stage1, stage2, stage3, stage_meta  # noqa: E402
+from searchkd.supernets.acm_train import (ACMConfig, cache_ffn, calibrate_budget, data_id, stage1, stage2,  # noqa: E402
+                                          stage3, stage_meta)
 
 
 def _dense(seed: int = 0) -> BertModel:
@@ -131,6 +132,28 @@ def test_budget_penalty_moves_mean_compute_toward_the_target():
     stage3(high, dense, ids, mask, 0.9, config, meta=_meta(config, ids, mask))
     assert _fraction(low, ids, mask) < start - 0.2
     assert _fraction(high, ids, mask) > start + 0.1
+
+
+@pytest.mark.parametrize("budget", [0.25, 0.5, 1.0])
+def test_calibration_puts_the_inference_compute_at_the_budget(budget):
+    """The gates' shift lands the argmax compute on the budget (1.0 included), as measured by
+    the FLOP count of what ran on the rows it was fitted on; the shift is monotone in the budget."""
+    dense = _dense()
+    ids, mask = _batch()
+    model = acmize(copy.deepcopy(dense), 4).eval()
+    config = ACMConfig(stage2_steps=30, token_batch=256)
+    stage2(model, cache_ffn(dense, ids, mask, max_tokens=400, seed=0), config, meta=_meta(config, ids, mask))
+    model.eval()
+    other = copy.deepcopy(model)
+    cal = calibrate_budget(model, ids, mask, budget, rows=len(ids))
+    assert cal["fraction_after"] >= budget
+    assert cal["fraction_after"] <= budget + 0.05
+    # the saved state is what was calibrated: the FLOPs that ran = the learners' + every real token's gate
+    shape = acm_modules(model)[0].shape
+    gates = shape.gate_flops() / shape.dense_flops()
+    assert _fraction(model, ids, mask) == pytest.approx(cal["fraction_after"] + gates, abs=1e-6)
+    if budget < 1.0:
+        assert calibrate_budget(other, ids, mask, budget + 0.2, rows=len(ids))["shift"] > cal["shift"]
 
 
 def test_stage_resumes_from_its_checkpoint(tmp_path):
