@@ -30,6 +30,9 @@ from searchkd.errors import SearchKDError
 __all__ = ["ACMRunConfig", "run_acm", "check_acm_config", "truncate_ffn", "run_batches"]
 
 
+CALIBRATION_TOLERANCE = 0.01  # a converted model within this much of its budget is left as stage 3 made it
+
+
 @dataclass(frozen=True)
 class ACMRunConfig:
     """One ``searchkd acm`` run."""
@@ -46,7 +49,7 @@ class ACMRunConfig:
     stage3_steps: int = 100
     batch_size: int = 8
     eval_batch_size: int = 32
-    calibrate: bool = True  # shift the gates to the budget before and after stage 3 (acm_train.calibrate_budget)
+    calibrate: bool = True  # after stage 3, shift the gates onto the budget (acm_train.calibrate_budget)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -219,13 +222,9 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
             calibration = saved.get("calibration")
         else:
             model.load_state_dict(base_state)
-            calibration = None
-            if c.calibrate:
-                calibration = {"before_stage3": calibrate_budget(model, ids, mask, float(b), seed=c.seed)}
-            stage3(model, dense, ids, mask, float(b), ac, meta={**meta, "calibrate": c.calibrate}, ckpt=ckpt,
-                   progress=progress)
-            if c.calibrate:
-                calibration["after_stage3"] = calibrate_budget(model, ids, mask, float(b), seed=c.seed)
+            stage3(model, dense, ids, mask, float(b), ac, meta=meta, ckpt=ckpt, progress=progress)
+            calibration = (calibrate_budget(model, ids, mask, float(b), seed=c.seed, tolerance=CALIBRATION_TOLERANCE)
+                           if c.calibrate else None)
             save_acm(model, target, base={"id": base_id, "name": teacher.info.name}, tokenizer_dir=tokenizer_dir,
                      extra={"budget": float(b), "config": asdict(ac), "calibration": calibration})
             (ckpt / f"stage3-b{b:g}.pt").unlink(missing_ok=True)  # the saved model is the resumable result

@@ -28,8 +28,8 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--stage3-steps", type=int, default=100, help="end-to-end steps per budget (default 100)")
     p.add_argument("--batch-size", type=int, default=8, help="sequences per end-to-end step (default 8)")
     p.add_argument("--no-calibrate", action="store_true",
-                   help="leave the budget to stage 3's penalty alone, as the paper does (default: shift the gates to "
-                        "the budget before and after stage 3)")
+                   help="leave the budget to stage 3's penalty alone, as the paper does (default: after stage 3, "
+                        "shift the gates onto the budget when they miss it by more than 0.01)")
     common(p)
     p.set_defaults(run=_cmd_acm)
 
