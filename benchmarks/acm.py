@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def wall_only(args, run: dict, dense, batches, held) -> int:
     from searchkd.acm_run import run_batches, truncate_ffn
-    from searchkd.supernets.acm import acm_modules, load_acm
+    from searchkd.supernets.acm import acm_modules
+    from searchkd.supernets.acm_io import load_acm
 
     def once(model, acm: bool) -> float:
         return run_batches(model, batches, acm)

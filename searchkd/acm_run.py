@@ -160,7 +160,7 @@ def _wall(model: Any, batches: list[tuple[Any, Any]], acm: bool) -> float:
 
 
 def _check_existing(out: Path, budgets: Sequence[float], base_id: str) -> None:
-    from searchkd.supernets.acm import load_acm
+    from searchkd.supernets.acm_io import load_acm
 
     for b in budgets:
         d = _model_dir(out, b)
@@ -176,7 +176,8 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     from searchkd.evaluate import resolve_device
     from searchkd.evaluate_text import _teacher, text_split
     from searchkd.io import write_json
-    from searchkd.supernets.acm import acmize, ffn_layers, load_acm, save_acm
+    from searchkd.supernets.acm import acmize, ffn_layers
+    from searchkd.supernets.acm_io import load_acm, save_acm
     from searchkd.supernets.acm_train import (ACMConfig, cache_ffn, calibrate_budget, data_id, stage1, stage2, stage3,
                                               stage_meta)
     from searchkd.teachers import resolve_teacher

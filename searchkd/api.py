@@ -285,3 +285,12 @@ def distill(result: str, **options: Any) -> dict[str, Any]:
 
     run, options = route(result, options)  # BERT spaces: searchkd.distill.text.run_text_distill
     return run(result, **options)
+
+
+def load_acm(path: str, *, base_id: str | None = None, device: Any = None) -> tuple[Any, dict[str, Any]]:
+    """A model converted by ``searchkd acm`` (``OUT/model-b{budget}/``), in eval mode, and its
+    ``acm.json``; ``base_id`` refuses one converted from another base model. See
+    :func:`searchkd.supernets.acm_io.load_acm`."""
+    from searchkd.supernets.acm_io import load_acm as _load
+
+    return _load(path, base_id=base_id, device=device)

@@ -53,5 +53,5 @@ def _cmd_acm(args: argparse.Namespace) -> int:
               f"{r['hidden_cosine']:>7.4f} {r['embedding_cosine']:>7.4f} {r['wall_time_ratio']:>5.2f} | "
               f"{s['embedding_cosine']:>14.4f} {s['distill_loss']:>14.4g}")
     print(f"wrote {args.out}/acm.json, {args.out}/acm.png and {len(res['rows'])} converted model(s) "
-          f"(searchkd.supernets.acm.load_acm) in {res['seconds']:.0f} s")
+          f"(searchkd.api.load_acm) in {res['seconds']:.0f} s")
     return 0

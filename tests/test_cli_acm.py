@@ -41,9 +41,10 @@ def test_acm_writes_json_png_and_reloadable_models(setup, capsys):
         assert sum(sum(h) for h in r["k_distribution"]) == r["tokens"] * 2  # two layers
     assert (out / "acm.png").stat().st_size > 1000
     assert "budget" in text and "acm.json" in text
-    from searchkd.supernets.acm import acm_modules, load_acm
+    from searchkd.api import load_acm
+    from searchkd.supernets.acm import acm_modules
 
-    model, meta = load_acm(out / "model-b0.25", base_id=res["base"]["id"])
+    model, meta = load_acm(str(out / "model-b0.25"), base_id=res["base"]["id"])
     assert meta["budget"] == 0.25 and len(acm_modules(model)) == 2
     # a rerun reuses the converted models: the same measured compute
     rc, _, err = _run(capsys, *argv)
