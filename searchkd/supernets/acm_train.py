@@ -277,9 +277,11 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
                      seed: int = 0, iters: int = 30, bound: float = 64.0, tolerance: float = 0.0) -> dict[str, float]:
     """Shift every gate's logits by s·k/N, one s for the whole model, so that the inference
     choices (argmax) on ``rows`` training rows spend ``budget`` of the learner compute: the
-    smallest s whose compute fraction reaches the budget, by bisection (the fraction never
-    falls as s grows: adding an increasing function of k to the logits never lowers the
-    argmax). Folded into the gates' last bias, so the saved model needs nothing new.
+    smallest s whose compute fraction reaches the budget, by bisection (for fixed inputs a
+    gate's argmax never falls as s grows, since an increasing function of k is added to its
+    logits; a layer's inputs also move with the layers before it, so the model's fraction is
+    only nearly monotone, which bisection tolerates). Folded into the gates' last bias, so
+    the saved model needs nothing new.
 
     Not in the paper, where only the budget penalty of stage 3 steers the compute: on a short
     CPU schedule that left budget 1.0 at 0.79 of the compute. Run after stage 3, which stays
