@@ -61,6 +61,7 @@ def test_a_search_counts_the_data_classes_in_its_trials_and_budget(c100, tmp_pat
                      max_params=sp.cost(arch, num_classes=100)["params"] + 1e-9, out=str(tmp_path / "s"), progress=False)
     rows = [json.loads(line) for line in (tmp_path / "s" / "trials.jsonl").read_text().splitlines()]
     feasible = [r for r in rows if r.get("params") is not None and r.get("feasible", True)]
+    assert feasible and res.best.arch == arch  # the one arch within the 100-class budget
     for r in feasible:
         assert r["params"] == pytest.approx(sp.cost(r["arch"], num_classes=100)["params"], abs=1e-12)
     assert res.best.params == pytest.approx(sp.cost(res.best.arch, num_classes=100)["params"], abs=1e-12)
