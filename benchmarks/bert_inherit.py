@@ -7,7 +7,9 @@ and SuperLM recipe: batch, lr, loss, relation heads, with a fresh optimizer whos
 ends at the largest N) through :meth:`SuperLM.standalone`; each is one run, measured at every
 N of ``--steps`` on the search's held-out split: relation loss, and the teacher agreement of
 its sentence embeddings (:class:`searchkd.distill.text.TeacherAgreement`: the affine-mapped
-cosine and the nearest-neighbour agreement).
+cosine and the nearest-neighbour agreement), of the last hidden state (what the export gives)
+and of the last layer's input (the deepest state the relation loss trains: the last layer's
+attention output and feed-forward block keep their random init).
 
     searchkd search --space bert-tiny --strategy autodistil --budget 256 --out runs/tiny    # first, a search
     PYTHONPATH=. python benchmarks/bert_inherit.py --result runs/tiny --steps 0,50,100,200
@@ -83,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"steps": st.step, "held_out_loss": st.score(arch, *held_t), **agreement(st.net),
                          "train_seconds": seconds, "s_per_step": seconds / max(1, st.step)})
             print(f"{init:<9} {arch} step {st.step:>5}: loss {rows[-1]['held_out_loss']:.4f} "
-                  f"cosine {rows[-1]['embedding_cosine']:.3f} nn {rows[-1]['nn_agreement']:.3f}")
+                  f"cosine {rows[-1]['embedding_cosine']:.3f} nn {rows[-1]['nn_agreement']:.3f} | last layer's input: "
+                  f"cosine {rows[-1]['input_cosine']:.3f} nn {rows[-1]['input_nn_agreement']:.3f}")
         curves[init] = rows
     out = {"command": "python benchmarks/bert_inherit.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "result": str(args.result), "arch": arch, "space": lm.space.name, "teacher": teacher.info.name,
            "supernet_step": lm.step, "config": asdict(cfg), "n_train": len(train), "n_held_out": len(held),
            "device": device, "curves": curves,
-           "inherited_minus_scratch_loss": [a["held_out_loss"] - b["held_out_loss"]
-                                            for a, b in zip(curves["inherited"], curves["scratch"])],
+           **{f"inherited_minus_scratch_{key}": [a[key] - b[key] for a, b in zip(curves["inherited"], curves["scratch"])]
+              for key in ("held_out_loss", "embedding_cosine", "input_cosine")},
            "seconds": time.perf_counter() - t0, "machine": machine()}
     write_json(Path(args.out), out)
     return 0

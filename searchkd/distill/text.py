@@ -13,7 +13,7 @@ measured on the search's held-out split, which neither the SuperLM nor it traine
   cosine between the teacher's embedding and the student's mapped to the teacher's width by
   an affine least-squares map fitted on the train split (at most :data:`MAP_ROWS` of its rows,
   a seeded subset; :func:`mapped_cosine`), and the nearest-neighbour agreement
-  (:func:`nn_agreement`).
+  (:func:`nn_agreement`); the same of the last layer's input (:class:`TeacherAgreement`).
 
 Writes ``DIR/verify.json`` (a partial one after each student) and ``DIR/verify.png``;
 checkpoints go to ``DIR/distill/<arch>/<init>-<settings>/`` and a killed run resumes.
@@ -162,6 +162,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     fmt = lambda v, f=".4f": "n/a" if v is None else format(v, f)  # noqa: E731
     lines = [f"{s['role']:<8} {s['arch']:<20} superlm {fmt(s['score'])}  held-out loss {fmt(s['held_out_loss_before'])} -> "
              f"{fmt(s['held_out_loss_after'])}  cosine {fmt(s['embedding_cosine'], '.3f')}  nn {fmt(s['nn_agreement'], '.3f')}"
+             f"  (last layer's input: cosine {fmt(s.get('input_cosine'), '.3f')})"
              for s in report["students"]]
     v = report["verdict"] or {}
     c = v.get("superlm_vs_standalone", {})
@@ -214,23 +215,44 @@ def _controls(space: Any, tops: Sequence[str], k: int, seed: int) -> tuple[list[
     return [pool[int(i)] for i in chosen], [lo, hi]
 
 
-def _embeddings(forward: Callable[[Any, Any], Any], ids: Any, mask: Any, batch_size: int, device: Any) -> np.ndarray:
+def _embeddings(forward: Callable[[Any, Any], Any], ids: Any, mask: Any, batch_size: int,
+                device: Any) -> list[np.ndarray]:
+    """Mean-pooled embeddings of each hidden state that ``forward(ids, mask)`` returns (a
+    sequence of B×T×H tensors), one array per state."""
     import torch
 
     from searchkd.text_teachers import mean_pool
 
-    out = []
+    out: list[list[np.ndarray]] = []
     with torch.no_grad():
         for i in range(0, len(ids), batch_size):
             b_ids, b_mask = ids[i:i + batch_size].to(device), mask[i:i + batch_size].to(device)
-            out.append(mean_pool(forward(b_ids, b_mask).float(), b_mask).cpu().double().numpy())
-    return np.concatenate(out)
+            states = forward(b_ids, b_mask)
+            out.append([mean_pool(h.float(), b_mask).cpu().double().numpy() for h in states])
+    return [np.concatenate(col) for col in zip(*out)]
+
+
+def _student_states(net: Any, ids: Any, mask: Any) -> tuple[Any, Any]:
+    """``(last hidden state, the last layer's input)`` of a :class:`BertNet` or of a
+    transformers encoder (its ``hidden_states[-2]``)."""
+    out = net(ids, attention_mask=mask) if hasattr(net, "set_active") else \
+        net(ids, attention_mask=mask, output_hidden_states=True)
+    if hasattr(out, "last_input"):
+        return out.last_hidden_state, out.last_input
+    return out.last_hidden_state, out.hidden_states[-2]
 
 
 class TeacherAgreement:
-    """The teacher agreement of a student's sentence embeddings (mean-pooled last hidden
-    states): :func:`mapped_cosine` with the map fitted on ``fit`` and :func:`nn_agreement`,
-    both on ``held``. The teacher's embeddings are computed once, here.
+    """The teacher agreement of a student's sentence embeddings: :func:`mapped_cosine` with the
+    map fitted on ``fit`` and :func:`nn_agreement`, both on ``held``, of two embeddings of the
+    student against the teacher's (its mean-pooled last hidden state, computed once, here):
+
+    * ``embedding_cosine``, ``nn_agreement``: the student's mean-pooled last hidden state,
+      what a user of the exported student gets;
+    * ``input_cosine``, ``input_nn_agreement``: the mean-pooled input of its last layer, the
+      deepest state the last-layer relation distillation trains (the last layer's attention
+      output and feed-forward block receive no gradient from it and keep their random init
+      until a downstream fine-tune, as in MiniLMv2 and AutoDistil).
 
     Args:
         teacher: a :class:`~searchkd.text_teachers.TextTeacher`.
@@ -240,23 +262,25 @@ class TeacherAgreement:
     def __init__(self, teacher: Any, fit: tuple[Any, Any], held: tuple[Any, Any], *, batch_size: int = 32,
                  device: Any = "cpu") -> None:
         self.fit, self.held, self.batch_size, self.device = fit, held, batch_size, device
-        self.teacher = [self._embed(lambda i, m: teacher.features(i, m).hidden, d) for d in (fit, held)]
-
-    def _embed(self, hidden: Callable[[Any, Any], Any], data: tuple[Any, Any]) -> np.ndarray:
-        return _embeddings(hidden, *data, self.batch_size, self.device)
+        self.teacher = [_embeddings(lambda i, m: (teacher.features(i, m).hidden,), *d, batch_size, device)[0]
+                        for d in (fit, held)]
 
     def __call__(self, net: Any) -> dict[str, float]:
-        """``embedding_cosine`` and ``nn_agreement`` of ``net``: a :class:`BertNet` (eval mode
-        while measured) or a transformers encoder (anything with ``last_hidden_state``)."""
+        """The four agreements of ``net``: a :class:`BertNet` (eval mode while measured) or a
+        transformers encoder (anything returning ``last_hidden_state`` and ``hidden_states``)."""
         was = net.training
         net.eval()
         try:
-            s_fit, s_held = (self._embed(lambda i, m: net(i, attention_mask=m).last_hidden_state, d)
-                             for d in (self.fit, self.held))
+            (fit_last, fit_in), (held_last, held_in) = (
+                _embeddings(lambda i, m: _student_states(net, i, m), *d, self.batch_size, self.device)
+                for d in (self.fit, self.held))
         finally:
             net.train(was)
-        return {"embedding_cosine": mapped_cosine(s_fit, self.teacher[0], s_held, self.teacher[1]),
-                "nn_agreement": nn_agreement(s_held, self.teacher[1])}
+        t_fit, t_held = self.teacher
+        return {"embedding_cosine": mapped_cosine(fit_last, t_fit, held_last, t_held),
+                "nn_agreement": nn_agreement(held_last, t_held),
+                "input_cosine": mapped_cosine(fit_in, t_fit, held_in, t_held),
+                "input_nn_agreement": nn_agreement(held_in, t_held)}
 
 
 def fit_rows(train: Any, seed: int, rows: int = MAP_ROWS) -> tuple[Any, Any]:

@@ -70,13 +70,17 @@ class BertNetConfig:
 @dataclass
 class EncoderOutput:
     """``last_hidden_state`` (B×T×hidden); ``pooler_output`` (B×hidden, None without pooler);
-    ``q``, ``k``, ``v``: the last layer's projections (B×T×qkv), for relation distillation."""
+    ``q``, ``k``, ``v``: the last layer's projections (B×T×qkv), for relation distillation;
+    ``last_input`` (B×T×hidden): the hidden state the last layer reads (its Q/K/V's input),
+    the deepest state a last-layer relation loss trains: the last layer's attention output
+    and feed-forward block get no gradient from it."""
 
     last_hidden_state: torch.Tensor
     pooler_output: torch.Tensor | None
     q: torch.Tensor
     k: torch.Tensor
     v: torch.Tensor
+    last_input: torch.Tensor
 
 
 class MatMul(nn.Module):
@@ -253,11 +257,12 @@ class BertNet(nn.Module):
         keep = attention_mask.bool()[:, None, None, :]
         x = self.embeddings(input_ids, token_type_ids, s)
         for layer in self.encoder.layer[:s.layers]:
+            last_input = x
             x, q, k, v = layer(x, keep, s)
         pooled = None
         if self.pooler is not None:
             pooled = torch.tanh(_linear(self.pooler.dense, x[:, 0], s.hidden, s.hidden))
-        return EncoderOutput(x, pooled, q, k, v)
+        return EncoderOutput(x, pooled, q, k, v, last_input)
 
 
 class BertClassifier(nn.Module):

@@ -102,7 +102,7 @@ def test_run_text_distill_end_to_end_and_resume(search_dir, capsys):
     assert all(lo <= r["params"] <= hi for r in rows[2:])
     for r in rows:
         assert set(r) >= {"arch", "role", "score", "params", "held_out_loss_before", "held_out_loss_after",
-                          "embedding_cosine", "nn_agreement", "steps_run"}
+                          "embedding_cosine", "nn_agreement", "input_cosine", "input_nn_agreement", "steps_run"}
         assert r["steps_run"] == 3 and -1 <= r["embedding_cosine"] <= 1 and 0 <= r["nn_agreement"] <= 1
         # inherited weights start where the SuperLM left the arch
         assert r["held_out_loss_before"] == pytest.approx(-r["score"], rel=1e-5)

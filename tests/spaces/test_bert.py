@@ -166,10 +166,30 @@ def test_equals_transformers_bert_model():
     assert not unexpected and all("position_ids" in k or "token_type_ids" in k for k in missing)
     ids, mask = _batch()
     with torch.no_grad():
-        ours, theirs = net(ids, mask), hf(input_ids=ids, attention_mask=mask)
+        ours, theirs = net(ids, mask), hf(input_ids=ids, attention_mask=mask, output_hidden_states=True)
     keep = mask.bool()
     torch.testing.assert_close(ours.last_hidden_state[keep], theirs.last_hidden_state[keep], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(ours.pooler_output, theirs.pooler_output, atol=1e-5, rtol=1e-5)
+    # the last layer's input is transformers' second-to-last hidden state
+    torch.testing.assert_close(ours.last_input[keep], theirs.hidden_states[-2][keep], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(ours.last_input[keep], ours.last_hidden_state[keep])
+
+    # so the teacher agreement of both embeddings is the same for either implementation
+    from searchkd.distill.text import TeacherAgreement
+
+    class _Teacher:  # a fixed random embedding per token, mean of two more tokens' rows
+        table = torch.randn(50, 6, generator=torch.Generator().manual_seed(1))
+
+        def features(self, i, m):
+            return type("F", (), {"hidden": self.table[i] + self.table[(i + 1) % 50]})()
+
+    more_ids = torch.randint(1, 50, (40, 8), generator=torch.Generator().manual_seed(2))
+    more_mask = torch.ones_like(more_ids)
+    agree = TeacherAgreement(_Teacher(), (more_ids[:30], more_mask[:30]), (more_ids[30:], more_mask[30:]),
+                             batch_size=16)
+    a, b = agree(net), agree(hf)
+    assert set(a) == {"embedding_cosine", "nn_agreement", "input_cosine", "input_nn_agreement"}
+    assert a == pytest.approx(b, abs=1e-4) and a["embedding_cosine"] != a["input_cosine"]
 
 
 @pytest.mark.parametrize("bad", ["", "L4-H128-A7", "L4-H128-A7-R2.0-X", "l4-h128-a7-r2.0", "L4-H128-A7-Rx", 3,

@@ -227,6 +227,23 @@ def test_cuda_bf16_step():  # skipped without CUDA by the gpu marker (tests/conf
     assert lm.score("L1-H24-A2-R1.0", ids, mask) > 0
 
 
+def test_the_last_layer_after_its_qkv_gets_no_training():
+    """The relation loss reads the last layer's Q/K/V: its attention output and feed-forward
+    block keep their init (the fact behind TeacherAgreement's ``input_cosine``), while the
+    layer below them and the Q/K/V do train."""
+    space = BertSpace(layers=(2,), hidden=(24,), heads=(2,), ratios=(2.0,), name="one", vocab_size=VOCAB,
+                      max_position=16)
+    lm = SuperLM(space, Teacher(), teacher="toy", config=config(steps=3, checkpoint_every=0, weight_decay=0.1))
+    before = {k: v.clone() for k, v in lm.net.state_dict().items()}
+    lm.train(*data(), progress=False)
+    after = lm.net.state_dict()
+    frozen = [k for k in before if k.startswith("encoder.layer.1.") and ".self." not in k]
+    trained = [k for k in before if k.endswith("weight") and (k.startswith("encoder.layer.0.") or ".1.attention.self." in k)]
+    assert len(frozen) == 10 and len(trained) == 11
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert all(not torch.equal(before[k], after[k]) for k in trained)
+
+
 def test_sandwich_dedupes_a_one_arch_space():
     arch = "L2-H24-A2-R1.0"
     lm = SuperLM.standalone(toy_space(), arch, Teacher(), teacher="toy", config=config(), device="cpu")
