@@ -21,6 +21,10 @@ The ``kd`` score is evaluated like any proxy; nothing here is fitted on these st
 Usage (1 thread, ~10 min on this CPU):
 
     python benchmarks/kd_ranking.py --seeds 0,1,2 --out benchmarks/out/kd_ranking.json
+    python benchmarks/kd_ranking.py --noise --out benchmarks/out/kd_noise.json   # the noise floor alone
+
+The **noise floor** (:func:`noise_floor`) says how finely one training run per student can
+rank them: a budgeted-pick regret below about 2σ√2 cannot tell two methods apart.
 """
 
 from __future__ import annotations
@@ -136,6 +140,43 @@ def budgeted_regret(scores: list[float], kd: list[float], params: list[float], b
     pick = inside[int(np.argmax(s))]
     best = max(kd[i] for i in inside)
     return {"pick_kd_acc": kd[pick], "best_kd_acc": best, "regret": best - kd[pick], "n_within": len(inside)}
+
+
+def noise_floor(archs: list[str], kd: list[float], van: list[float], params: list[float], flops: list[float],
+                budgets: dict[str, float]) -> dict[str, Any]:
+    """How finely the ground truth can tell students apart: one training run per student and
+    column, so a difference of a few tenths may be run-to-run noise.
+
+    Residuals of ``kd_acc`` and of ``vanilla_acc`` about the same smooth size model (least
+    squares on 1, log P, (log P)², log FLOPs). A residual is an architecture effect (shared by
+    the KD and the alone run of a student, which train the same network) plus the run's own
+    noise (independent between the two runs), so with equal spreads their correlation r
+    estimates the architecture's share and ``sd·√(1−r)`` the run noise σ. (Four fitted
+    parameters on 32 points: the sds are corrected for them.) Per budget: params' regret in
+    units of the sd of a difference of two runs, σ√2, and how many students within the budget
+    lie within 2σ√2 of the best (indistinguishable from it at about 95 %)."""
+    lp, lf = np.log(params), np.log(flops)
+    x = np.column_stack([np.ones_like(lp), lp, lp ** 2, lf])
+    res = {}
+    for name, y in (("kd_acc", np.asarray(kd)), ("vanilla_acc", np.asarray(van))):
+        w = np.linalg.lstsq(x, y, rcond=None)[0]
+        res[name] = y - x @ w
+    dof = len(kd) - x.shape[1]
+    sd = {k: float(np.sqrt((r ** 2).sum() / dof)) for k, r in res.items()}
+    r = float(np.corrcoef(res["kd_acc"], res["vanilla_acc"])[0, 1])
+    sigma = sd["kd_acc"] * float(np.sqrt(max(0.0, 1.0 - r)))
+    per_budget = {}
+    for name, b in budgets.items():
+        inside = [i for i, p in enumerate(params) if p <= b]
+        best = max(inside, key=lambda i: kd[i])
+        pick = max(inside, key=lambda i: params[i])
+        per_budget[name] = {
+            "budget_params_m": b, "best": archs[best], "best_kd_acc": kd[best], "params_pick": archs[pick],
+            "params_regret": kd[best] - kd[pick], "params_regret_in_diff_sd": (kd[best] - kd[pick]) / (sigma * np.sqrt(2)),
+            "n_within": len(inside),
+            "indistinguishable_from_best": sorted(archs[i] for i in inside if kd[best] - kd[i] < 2 * sigma * np.sqrt(2))}
+    return {"model": "least squares on 1, log P, (log P)^2, log FLOPs", "dof": dof, "residual_sd": sd,
+            "residual_corr_kd_vanilla": r, "run_noise_sd": sigma, "budgets": per_budget}
 
 
 #: zero-cost proxies ``kd`` may take, and the weight grids searched on NB201
@@ -263,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="fit kd's weights on NB201 from this `bench correlation` scores table and stop")
     ap.add_argument("--nb201-fit", type=Path, default=OUT / "kd_fit_nb201_weights.json",
                     help="the --fit result to evaluate on the KD students")
+    ap.add_argument("--noise", action="store_true",
+                    help="only the ground truth's noise floor (no scoring; seconds), to --out")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     if a.fit is not None:
@@ -284,6 +327,18 @@ def main(argv: list[str] | None = None) -> int:
 
     space = get_space("resnet_cifar")
     params = [space.cost(x, num_classes=100)["params"] for x in archs]
+    budgets = {f"p{q}": float(np.percentile(params, q)) for q in (25, 50, 75)}
+    noise = noise_floor(archs, kd, van, params, [space.cost(x, num_classes=100)["flops"] for x in archs], budgets)
+    print(f"ground-truth noise: residual sd kd {noise['residual_sd']['kd_acc']:.3f}, corr(kd, vanilla residuals) "
+          f"{noise['residual_corr_kd_vanilla']:.3f}, run noise σ ≈ {noise['run_noise_sd']:.3f}", flush=True)
+    for name, v in noise["budgets"].items():
+        print(f"  {name}: best {v['best']} {v['best_kd_acc']:.2f}; params picks {v['params_pick']} (regret "
+              f"{v['params_regret']:.2f} = {v['params_regret_in_diff_sd']:.2f} σ√2); within 2σ√2 of the best: "
+              f"{len(v['indistinguishable_from_best'])} of {v['n_within']}", flush=True)
+    if a.noise:
+        write_json(a.out or OUT / "kd_noise.json", {"benchmark": "kd_noise", "n": len(archs), "noise_floor": noise,
+                                                    "machine": machine()})
+        return 0
     scores = {s: score_all(archs, proxies, s, a.batch_size, a.classes) for s in seeds}
     table: dict[str, Any] = {}
     for p in proxies:
@@ -292,7 +347,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{p:18s} τ kd {table[p]['kd_acc']['kendall']:.3f} ± {table[p]['kd_acc']['kendall_sd']:.3f}  "
               f"vanilla {table[p]['vanilla_acc']['kendall']:.3f}  gain {table[p]['kd_gain']['kendall']:.3f}", flush=True)
 
-    budgets = {f"p{q}": float(np.percentile(params, q)) for q in (25, 50, 75)}
     picks: dict[str, Any] = {}
     for p in proxies:
         picks[p] = {}
@@ -342,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         "teacher": "resnet56 (random init, teacher seed stream)", "data": CIFAR1K.name, "batch_size": a.batch_size,
         "classes": a.classes, "labels": ("CIFAR-10 labels 0-9 index the first 10 of the 100-way classifiers"
                                          if a.classes == 100 else "10-way classifiers, CIFAR-10 labels"),
-        "seeds": seeds, "proxies": table, "budgeted_pick": picks, "diswot_variants": variants,
+        "seeds": seeds, "proxies": table, "budgeted_pick": picks, "noise_floor": noise, "diswot_variants": variants,
         "kd_fits": kd_fits,        "top_pick_mean_score": top, "archs": archs,
         "scores": {str(s): {p: scores[s][p] for p in proxies} for s in seeds}, "best_kd_student": archs[int(np.argmax(kd))], "machine": machine()})
     return 0

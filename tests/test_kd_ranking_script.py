@@ -66,3 +66,29 @@ def test_fit_nb201_picks_the_planted_proxy(tmp_path):
     r = kd_ranking.fit_nb201(path)
     assert r["chosen"]["zc"] == "zico" and r["candidates"]["zico"]["kendall"] == pytest.approx(1.0)
     assert r["chosen"]["w_zc"] == pytest.approx(1.0) and r["chosen"]["w_diswot"] == 0.0
+
+
+def test_noise_floor_recovers_a_planted_run_noise():
+    """Truth = a smooth size model + a per-arch effect shared by the KD and the alone run +
+    independent run noise σ: the estimate comes back near σ, and the budget rows agree with
+    the largest-within-budget pick and the best by hand."""
+    rng = np.random.default_rng(0)
+    n, sigma = 400, 0.25
+    params, flops = rng.uniform(0.05, 1.0, n), rng.uniform(10, 100, n)
+    base = 70 + 3 * np.log(params) + 0.5 * np.log(flops)
+    arch = rng.normal(0, 0.2, n)
+    kd = base + arch + rng.normal(0, sigma, n)
+    van = base - 1.5 + arch + rng.normal(0, sigma, n)
+    archs = [f"a{i}" for i in range(n)]
+    budgets = {"p50": float(np.median(params))}
+    r = kd_ranking.noise_floor(archs, list(kd), list(van), list(params), list(flops), budgets)
+    assert r["run_noise_sd"] == pytest.approx(sigma, rel=0.15)
+    # arch share 0.04 / (0.04 + 0.0625) = 0.39
+    assert r["residual_corr_kd_vanilla"] == pytest.approx(0.04 / 0.1025, abs=0.1)
+    b = r["budgets"]["p50"]
+    inside = [i for i in range(n) if params[i] <= budgets["p50"]]
+    assert b["n_within"] == len(inside) == n // 2
+    assert b["best"] == archs[max(inside, key=lambda i: kd[i])]
+    assert b["params_pick"] == archs[max(inside, key=lambda i: params[i])]
+    assert b["params_regret"] == pytest.approx(max(kd[i] for i in inside) - kd[max(inside, key=lambda i: params[i])])
+    assert b["best"] in b["indistinguishable_from_best"]
