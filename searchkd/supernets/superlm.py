@@ -9,7 +9,9 @@ does not divide; MiniLMv2 assumes it does), and ``Q_a Q_aᵀ / √d_r`` per head
 student use the same ``R`` with their own ``d_r``. Two losses, summed over Q-Q, K-K, V-V:
 
 * ``"minilmv2"`` (the paper's): KL(teacher ‖ student) of the row-softmaxed relations over the
-  non-padding keys, averaged over relation heads and non-padding query tokens of the batch.
+  non-padding keys, averaged over relation heads and non-padding query tokens of the batch. The
+  default: with it the SuperLM ranks 8 Tiny subnets as their standalone distillation does at
+  Kendall τ .857, against .143 with the MSE below (``benchmarks/bert_fidelity.py``, README).
 * ``"autodistil"`` (their released code, ``run_wiki_plus_book_NoAssist_RndSampl.py``): the
   mean squared error of the scaled relation scores themselves, no softmax. Their additive
   −10000 mask cancels in the difference, so they average over all T×T pairs; here the
