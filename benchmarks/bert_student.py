@@ -93,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
            "params_ratio": params / teacher.info.params,
            "held_out_loss": (held_out_loss(student, teacher, held_t, heads=c.relation_heads, kind=c.loss,
                                            batch_size=c.batch_size) if export_dir.is_dir() else lm.score(arch, *held_t)),
-           "superlm_loss": lm.score(arch, *held_t), **agreement(student)}
+           "superlm_loss": lm.score(arch, *held_t), **agreement(student),
+           "cosine_floor": agreement.floor()}
     print(f"student {arch}: {row['params']:.2f} M params ({100 * row['params_ratio']:.1f} % of the teacher), held-out "
           f"loss {row['held_out_loss']:.4f} (in the SuperLM {row['superlm_loss']:.4f}), cosine "
           f"{row['embedding_cosine']:.3f}, nn agreement {row['nn_agreement']:.3f}; last layer's input: cosine "
-          f"{row['input_cosine']:.3f}, nn agreement {row['input_nn_agreement']:.3f}")
+          f"{row['input_cosine']:.3f}, nn agreement {row['input_nn_agreement']:.3f}; a constant embedding's cosine "
+          f"{row['cosine_floor']:.3f}")
 
     cfg = replace(c, steps=1 + args.speed_steps, seed=args.seed, checkpoint_every=0)
     qkv = _qkv(teacher)

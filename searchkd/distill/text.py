@@ -265,6 +265,12 @@ class TeacherAgreement:
         self.teacher = [_embeddings(lambda i, m: (teacher.features(i, m).hidden,), *d, batch_size, device)[0]
                         for d in (fit, held)]
 
+    def floor(self) -> float:
+        """The mapped cosine of a student whose embedding is constant: the map is then its bias
+        alone, the teacher's mean fit embedding. Any student should score above it."""
+        t_fit, t_held = self.teacher
+        return mapped_cosine(np.zeros((len(t_fit), 1)), t_fit, np.zeros((len(t_held), 1)), t_held)
+
     def __call__(self, net: Any) -> dict[str, float]:
         """The four agreements of ``net``: a :class:`BertNet` (eval mode while measured) or a
         transformers encoder (anything returning ``last_hidden_state`` and ``hidden_states``)."""

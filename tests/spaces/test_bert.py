@@ -190,6 +190,11 @@ def test_equals_transformers_bert_model():
     a, b = agree(net), agree(hf)
     assert set(a) == {"embedding_cosine", "nn_agreement", "input_cosine", "input_nn_agreement"}
     assert a == pytest.approx(b, abs=1e-4) and a["embedding_cosine"] != a["input_cosine"]
+    # the floor: a constant student's map is the teacher's mean fit embedding
+    t_fit, t_held = agree.teacher
+    mu = t_fit.mean(0)
+    by_hand = float(np.mean(t_held @ mu / (np.linalg.norm(t_held, axis=1) * np.linalg.norm(mu))))
+    assert agree.floor() == pytest.approx(by_hand, abs=1e-9)
 
 
 @pytest.mark.parametrize("bad", ["", "L4-H128-A7", "L4-H128-A7-R2.0-X", "l4-h128-a7-r2.0", "L4-H128-A7-Rx", 3,
