@@ -13,6 +13,8 @@ attention output and feed-forward block keep their random init).
 
     searchkd search --space bert-tiny --strategy autodistil --budget 256 --out runs/tiny    # first, a search
     PYTHONPATH=. python benchmarks/bert_inherit.py --result runs/tiny --steps 0,50,100,200
+    PYTHONPATH=. python benchmarks/bert_inherit.py --result runs/tiny --steps 0,100,200 --lr 5e-4 \
+        --out benchmarks/out/bert_inherit_lr5e-4.json                                      # both at a higher lr
     PYTHONPATH=. python benchmarks/bert_inherit.py --result /tmp/x --steps 0,1,2 \\
         --out benchmarks/out/bert_inherit_tiny.json                                          # a smoke run
 
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--result", required=True, help="a BERT search's result.json or folder (with its supernet)")
     ap.add_argument("--arch", help="default: the search's best")
     ap.add_argument("--steps", default="0,50,100,200", help="measure after these many steps (default 0,50,100,200)")
+    ap.add_argument("--lr", type=float, default=None, help="default: the search's SuperLM lr")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(OUT / "bert_inherit.json"))
@@ -71,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     res, lm, teacher, train, held = open_search(args.result, device)
     arch = args.arch or res["best"]["arch"]
-    cfg = replace(lm.config, steps=max(1, points[-1]), seed=args.seed, checkpoint_every=0)
+    cfg = replace(lm.config, steps=max(1, points[-1]), seed=args.seed, checkpoint_every=0,
+                  lr=lm.config.lr if args.lr is None else args.lr)
     train_t, held_t = train.tensors(range(len(train))), held.tensors(range(len(held)))
     agreement = TeacherAgreement(teacher, fit_rows(train, args.seed), held_t, batch_size=cfg.batch_size, device=device)
     curves = {}
