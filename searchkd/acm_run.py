@@ -159,13 +159,36 @@ def _wall(model: Any, batches: list[tuple[Any, Any]], acm: bool) -> float:
     return min(run_batches(model, batches, acm) for _ in range(3))
 
 
-def _check_existing(out: Path, budgets: Sequence[float], base_id: str) -> None:
+def _check_existing(out: Path, budgets: Sequence[float], base_id: str, made: dict[str, Any]) -> None:
+    """A converted model already in ``out`` is reused only when it was made from exactly these
+    settings (``made``: the stage settings, the training data's fingerprint, calibration on or
+    off); otherwise one line, before any work, as ``search --resume`` refuses a changed config."""
+    from searchkd.io import read_json
     from searchkd.supernets.acm_io import load_acm
 
     for b in budgets:
         d = _model_dir(out, b)
-        if d.exists():
-            load_acm(d, base_id=base_id)  # corrupt or another base model: one line, before any work
+        if not d.exists():
+            continue
+        load_acm(d, base_id=base_id)  # corrupt or another base model: one line, before any work
+        saved = read_json(d / "acm.json")
+        had = {"config": saved.get("config"), "data": saved.get("data"), "calibrate": saved.get("calibrate")}
+        diff = _differences(had, made)
+        if diff:
+            raise SearchKDError(f"{d} was converted with other settings ({'; '.join(diff[:4])}): rerun with those, "
+                                f"use another --out, or remove {d} to convert it again")
+
+
+def _differences(had: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """``key: old, now new`` for every setting that differs (a nested ``config`` key by key)."""
+    out = []
+    for k, v in want.items():
+        old = had.get(k)
+        if isinstance(v, dict) and isinstance(old, dict):
+            out += [f"{kk.replace('_', '-')} {old.get(kk)!r}, now {vv!r}" for kk, vv in v.items() if old.get(kk) != vv]
+        elif old != v:
+            out.append(f"{k} {'not recorded' if old is None else repr(old)}, now {v!r}")
+    return out
 
 
 def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
@@ -196,9 +219,10 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
         raise SearchKDError(f"{train.name}: {len(train)} training rows, fewer than --batch-size {c.batch_size}")
     out = Path(c.out)
     base_id = teacher.info.id
-    _check_existing(out, c.budgets, base_id)
     ids, mask = train.tensors(range(len(train)))
     meta = stage_meta(base_id, ac, data_id(ids, mask))
+    made = {"config": asdict(ac), "data": meta["data"], "calibrate": bool(c.calibrate)}
+    _check_existing(out, c.budgets, base_id, made)
     ckpt = out / "stages"
 
     model = acmize(copy.deepcopy(dense), c.learners, init=ac.init, seed=c.seed).eval()
@@ -227,7 +251,7 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
             calibration = (calibrate_budget(model, ids, mask, float(b), seed=c.seed, tolerance=CALIBRATION_TOLERANCE)
                            if c.calibrate else None)
             save_acm(model, target, base={"id": base_id, "name": teacher.info.name}, tokenizer_dir=tokenizer_dir,
-                     extra={"budget": float(b), "config": asdict(ac), "calibration": calibration})
+                     extra={"budget": float(b), **made, "calibration": calibration})
             (ckpt / f"stage3-b{b:g}.pt").unlink(missing_ok=True)  # the saved model is the resumable result
             trained = model
         trained.eval()

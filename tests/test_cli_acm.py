@@ -161,3 +161,19 @@ def test_a_student_exported_by_the_autodistil_search_converts(setup, capsys, tmp
     assert rows[1]["calibration"]["fraction_after"] == 1.0
     assert all(k == 4 for k in rows[1]["mean_k"])  # every real held-out token ran all 4 learners
     assert rows[0]["calibration"]["fraction_after"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_finished_out_with_changed_settings_is_refused_not_reused(setup, capsys, tmp_path):
+    """Issue 23 item 1: a rerun over a finished --out with other settings must not reuse the
+    converted models (and then claim the new config in acm.json)."""
+    root, teacher, prose = setup
+    out = tmp_path / "run"
+    argv = ["--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "1", "--out", str(out)]
+    assert _run(capsys, *argv, *FAST)[0] == 0
+    before = (out / "acm.json").read_bytes()
+    for changed in (["--learners", "2"], ["--stage3-steps", "5"], ["--no-calibrate"], ["--seed", "1"]):
+        rc, _, err = _run(capsys, *argv, *FAST, *changed)
+        assert rc == 2 and "other settings" in err and len(err.strip().splitlines()) == 1, (changed, err)
+        assert (out / "acm.json").read_bytes() == before
+    rc, _, err = _run(capsys, *argv, *FAST)  # the same settings still reuse it
+    assert rc == 0, err
