@@ -13,7 +13,9 @@ How text becomes rows (:func:`prose_paragraphs`, :func:`split_sentences`, :func:
    ``>>>`` prompt or ``::=`` grammar rule; no line indented more than four columns past the
    first (nested code); its text ends like a sentence (``. ! ? :``, maybe before a quote or
    bracket); and at least 65 % of its non-space characters are letters. Indented prose (the
-   reference indents every method description) is kept; list bullets are stripped.
+   reference indents every method description) is kept; list bullets are stripped. For
+   ``text:PATH`` a dropped block is not silent: one warning says how many blocks and words
+   were dropped (a file of lists, titles or chat loses most of its text here).
 3. Prose is cut into sentences after ``. ! ?`` followed by a capital, digit, quote or bracket,
    except after common abbreviations (e.g., i.e., etc., vs., cf.); sentences of fewer than
    three words are dropped.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -136,14 +139,26 @@ def _is_prose(lines: list[str]) -> str | None:
 
 def prose_paragraphs(text: str) -> list[str]:
     """The prose blocks of ``text`` (see the module doc), each joined into one line."""
+    return _paragraphs(text)[0]
+
+
+def _paragraphs(text: str) -> tuple[list[str], int, int, int]:
+    """``(prose blocks, blocks, dropped blocks, words of the dropped blocks)`` of ``text``;
+    fenced code and Markdown headings are removed first and not counted."""
     text = _MD_HEADING.sub("", _FENCE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")))
-    out = []
+    out, blocks, dropped, words = [], 0, 0, 0
     for block in re.split(r"\n[ \t]*\n", text):
         lines = [s.rstrip() for s in block.split("\n") if s.strip()]
-        prose = _is_prose(lines) if lines else None
+        if not lines:
+            continue
+        blocks += 1
+        prose = _is_prose(lines)
         if prose:
             out.append(prose)
-    return out
+        else:
+            dropped += 1
+            words += sum(len(s.split()) for s in lines)
+    return out, blocks, dropped, words
 
 
 def split_sentences(paragraph: str, min_words: int = 3) -> list[str]:
@@ -193,11 +208,18 @@ def read_documents(spec: str) -> tuple[list[list[str]], str]:
         texts = [_read_utf8(path, where)]
         if not texts[0].strip():
             raise SearchKDError(f"{where}: the file is empty")
-    docs = [[s for p in prose_paragraphs(t) for s in split_sentences(p)] for t in texts]
+    parts = [_paragraphs(t) for t in texts]
+    docs = [[s for p in paras for s in split_sentences(p)] for paras, *_ in parts]
     docs = [d for d in docs if d]
     if not docs:
         raise SearchKDError(f"{where}: no prose found (paragraphs separated by blank lines, each ending "
                             "with . ! ? or :, of at least three words)")
+    blocks, dropped, words = (sum(p[i] for p in parts) for i in (1, 2, 3))
+    if dropped:
+        total = words + sum(len(s.split()) for paras, *_ in parts for s in paras)
+        warnings.warn(f"{where}: dropped {dropped} of {blocks} text blocks ({words} of {total} words, "
+                      f"{words / max(total, 1):.0%}) that do not read like prose (lists, titles, chat, code: no "
+                      "sentence ending . ! ? or :, or under 65 % letters)", UserWarning, stacklevel=2)
     return docs, where
 
 

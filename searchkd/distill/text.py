@@ -37,7 +37,7 @@ from searchkd.distill.select import pick_students, proxy_name, read_result
 from searchkd.errors import SearchKDError
 from searchkd.io import write_json
 
-__all__ = ["run_text_distill", "mapped_cosine", "nn_agreement", "text_verdict", "is_text_result", "route",
+__all__ = ["run_text_distill", "search_split_seed", "check_superlm_rows", "mapped_cosine", "nn_agreement", "text_verdict", "is_text_result", "route",
            "summary_lines", "TeacherAgreement", "fit_rows", "supernet_dir", "INITS", "CONTROL_WIDEN", "MAP_ROWS"]
 
 #: where a standalone student starts: the SuperLM's sliced weights, or BERT's random init
@@ -304,6 +304,27 @@ def supernet_dir(config: dict[str, Any], out_dir: Path) -> Path:
     return d
 
 
+def search_split_seed(config: dict[str, Any]) -> int:
+    """The seed of a search's train/held-out text split, from its ``result.json`` config: the
+    proxies' seed ``proxy_seed`` when the search set one, else ``seed`` (as
+    :func:`searchkd.evaluate_text.split_seed` takes it from a live config)."""
+    proxy_seed = config.get("proxy_seed")
+    return int(config.get("seed", 0) if proxy_seed is None else proxy_seed)
+
+
+def check_superlm_rows(supernet: Path, train: tuple[Any, Any]) -> None:
+    """Refuse to verify on a split whose train rows are not the rows the SuperLM trained on
+    (its ``config.json`` records their fingerprint): the held-out rows would then include
+    rows the SuperLM (and the students it hands on) saw."""
+    from searchkd.io import read_json
+    from searchkd.supernets.superlm import _fingerprint
+
+    saved = read_json(supernet / "config.json").get("data")
+    if saved is not None and saved != _fingerprint(*train):
+        raise SearchKDError(f"{supernet} was trained on other rows than this search's train split (other text, "
+                            "seed or proxy_seed): its held-out rows would not be held out")
+
+
 def run_text_distill(result: str | Path, *, top: int = 4, controls: int = 4, steps: int | None = None,
                      init: str = "inherited", seed: int = 0, device: str | None = None, resume: bool = False,
                      progress: bool | None = None, plot: bool = True) -> dict[str, Any]:
@@ -325,7 +346,9 @@ def run_text_distill(result: str | Path, *, top: int = 4, controls: int = 4, ste
         init: ``"inherited"`` (the SuperLM's sliced weights) or ``"scratch"``.
         seed: the controls' draw and the students' batch order and dropout (the same for
             every student, so they differ only in architecture and start). The split is the
-            search's (its seed), so the held-out rows are those the SuperLM never saw.
+            search's (its ``proxy_seed``, else its ``seed``: :func:`search_split_seed`), and the
+            SuperLM's recorded train rows must be its train rows, so the held-out rows are
+            those the SuperLM never saw.
         device: ``auto``/None, ``cpu`` or ``cuda``.
         resume: continue from the students' checkpoints (a finished one trains no more);
             without it an earlier run of the same settings is started over.
@@ -376,8 +399,10 @@ def run_text_distill(result: str | Path, *, top: int = 4, controls: int = 4, ste
         f"only {len(ctl)} of {controls} controls: the space has no more archs of {params_range[0]:.3f}-{params_range[1]:.3f} M "
         "parameters"]
 
-    train, held = text_split(config.get("data") or "embedded-text", teacher, int(config.get("seed", 0)))
+    split = search_split_seed(config)
+    train, held = text_split(config.get("data") or "embedded-text", teacher, split)
     train_t, held_t = train.tensors(range(len(train))), held.tensors(range(len(held)))
+    check_superlm_rows(supernet, train_t)
     archs = tops + ctl
     in_lm = lm.score_many(archs, *held_t)
     steps = int(steps or lm.config.steps)
@@ -387,7 +412,7 @@ def run_text_distill(result: str | Path, *, top: int = 4, controls: int = 4, ste
     report: dict[str, Any] = {
         "searchkd_version": __version__, "result": str(result_path), "kind": "text",
         "config": {"space": space.name, "teacher": teacher.info.name, "teacher_id": teacher.info.id,
-                   "data": config.get("data"), "split_seed": int(config.get("seed", 0)), "n_train": len(train),
+                   "data": config.get("data"), "split_seed": split, "n_train": len(train),
                    "n_held_out": len(held), "supernet": str(supernet), "supernet_step": lm.step, "selection": how,
                    "top": top, "controls": controls, "control_params": params_range, "init": init, "steps": steps,
                    **{k: v for k, v in asdict(cfg).items() if k not in ("steps", "checkpoint_every")},

@@ -197,3 +197,18 @@ def test_embedded_text_with_the_minilm_tokenizer():
     train, held = load_text("embedded-text", tok).split()
     assert train.max_length == 128 and len(train) > 500 and len(held) == round(0.1 * (len(train) + len(held)))
     assert train.input_ids.max() < 30522 and train.attention_mask.sum(1).mean() > 90  # packed rows are full
+
+
+def test_text_path_says_how_much_it_dropped(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("Shopping list\n\n- eggs\n- milk and bread\n\nThis sentence reads like prose. So does this one.\n\n"
+                 "alice: hi there\nbob: hello\n")
+    with pytest.warns(UserWarning, match=r"dropped 3 of 4 text blocks \(13 of 22 words, 59%\)") as w:
+        docs, _ = read_documents(f"text:{f}")
+    assert docs == [["This sentence reads like prose.", "So does this one."]] and len(w) == 1
+    (tmp_path / "prose.txt").write_text("Only prose here. Nothing is dropped.\n")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_documents(f"text:{tmp_path / 'prose.txt'}")

@@ -49,23 +49,24 @@ def test_nn_agreement_equals_a_brute_force_loop():
         nn_agreement(s[:2], t[:2])
 
 
-@pytest.fixture(scope="module")
-def search_dir(tmp_path_factory):
+def make_search(root, proxy_seed=None):
     """A finished tiny BERT search: a 2-layer hf teacher, prose of its own words, a SuperLM of a
-    16-arch grid named bert-tiny trained 4 steps, and the superlm score of every arch."""
+    16-arch grid named bert-tiny trained 4 steps on the split of ``proxy_seed`` (else the
+    search's seed 0), and the superlm score of every arch."""
     from searchkd.evaluate_text import _qkv, text_split
     from searchkd.spaces.bert import BertSpace
     from searchkd.supernets import SuperLM, SuperLMConfig
     from searchkd.text_teachers import load_text_teacher
 
-    root = tmp_path_factory.mktemp("text-search")
     tdir, prose = write_text_setup(root, paragraphs=160, sentences=6)
     teacher = load_text_teacher(f"hf:{tdir}")
     out = root / "search"
     cfg = {"space": "bert-tiny", "proxy": "superlm", "strategy": "autodistil", "budget": 16, "seed": 0,
            "teacher": f"hf:{tdir}", "teacher_weights": None, "data": f"text:{root / 'prose.txt'}", "batch_size": 8,
            "objectives": ["proxy"], "max_params": None, "supernet": None, "supernet_steps": 4}
-    train, held = text_split(cfg["data"], teacher, 0)
+    if proxy_seed is not None:
+        cfg["proxy_seed"] = proxy_seed
+    train, held = text_split(cfg["data"], teacher, 0 if proxy_seed is None else proxy_seed)
     space = BertSpace(layers=(1, 2), hidden=(24, 48), heads=(2, 4), ratios=(1.0, 2.0), name="bert-tiny",
                       vocab_size=teacher.info.vocab_size, max_position=128)
     lm = SuperLM(space, _qkv(teacher), teacher=teacher.info.id, device="cpu",
@@ -85,6 +86,42 @@ def search_dir(tmp_path_factory):
     write_json(out / "result.json", {"searchkd_version": "test", "config": cfg, "best": best, "pareto": [best],
                                      "trials": len(trials), "seconds": 0.0})
     return out, trials, len(held)
+
+
+@pytest.fixture(scope="module")
+def search_dir(tmp_path_factory):
+    return make_search(tmp_path_factory.mktemp("text-search"))
+
+
+def test_distill_scores_only_rows_the_superlm_never_trained_on(tmp_path, monkeypatch):
+    """A search with proxy_seed 5 ≠ seed 0 split its text with 5: the students must be measured
+    on that split's held-out rows, none of which the SuperLM trained on."""
+    from searchkd.supernets import SuperLM
+
+    out, _, n_held = make_search(tmp_path, proxy_seed=5)
+    from searchkd.evaluate_text import _teacher, text_split
+
+    cfg = json.loads((out / "result.json").read_text())["config"]
+    train, _ = text_split(cfg["data"], _teacher(cfg["teacher"], None, "cpu"), 5)
+    trained = {tuple(r) for r in train.input_ids.tolist()}
+    scored = []
+    real = SuperLM.score_many
+
+    def spy(self, archs, ids, mask, batch_size=None):
+        scored.extend(tuple(r) for r in ids.tolist())
+        return real(self, archs, ids, mask, batch_size)
+
+    monkeypatch.setattr(SuperLM, "score_many", spy)
+    rep = run_text_distill(out / "result.json", top=1, controls=0, steps=1, device="cpu", plot=False)
+    assert scored and not [r for r in scored if r in trained]
+    assert rep["config"]["split_seed"] == 5 and rep["config"]["n_held_out"] == n_held
+
+    # a result whose split is not the SuperLM's (here: proxy_seed dropped) is refused, not verified on leaked rows
+    res = json.loads((out / "result.json").read_text())
+    del res["config"]["proxy_seed"]
+    (out / "result.json").write_text(json.dumps(res))
+    with pytest.raises(SearchKDError, match="trained on other rows"):
+        run_text_distill(out / "result.json", top=1, controls=0, steps=1, device="cpu", plot=False)
 
 
 def test_run_text_distill_end_to_end_and_resume(search_dir, capsys):
