@@ -44,6 +44,10 @@ def check_text_proxies(proxies: Sequence[str], space: Any) -> None:
 def check_text_config(config: Any, space: Any) -> None:
     """Bad input of a text search, before anything is written."""
     check_text_proxies(config.proxies, space)
+    if config.teacher is None and not getattr(space, "default_teacher", ""):
+        from searchkd.text_teachers import no_default_teacher
+
+        raise no_default_teacher(space)
     if config.supernet_steps is not None and (not isinstance(config.supernet_steps, int) or config.supernet_steps < 1):
         raise SearchKDError(f"--supernet-steps must be a positive integer, got {config.supernet_steps!r}")
     if config.supernet is not None and not (Path(config.supernet) / "config.json").is_file():
@@ -70,10 +74,20 @@ def text_split(data: str, teacher: Any, seed: int) -> tuple[Any, Any]:
     return load_text(data, teacher).split(HELD_OUT, seed=stream_seed(seed, "split"))
 
 
-def _teacher(spec: str | None, weights: str | None, device: Any) -> Any:
-    from searchkd.text_teachers import load_text_teacher
+def _teacher(spec: str | None, weights: str | None, device: Any, space: Any = None) -> Any:
+    """The text teacher (default minilm-l6); with ``space``, a one-line warning when it is smaller
+    than the space's largest student (:func:`~searchkd.text_teachers.teacher_size_warning`)."""
+    import warnings
 
-    return load_text_teacher(spec or "minilm-l6", weights, device=device)
+    from searchkd.text_teachers import load_text_teacher, no_default_teacher, teacher_size_warning
+
+    if spec is None and space is not None and not getattr(space, "default_teacher", ""):
+        raise no_default_teacher(space)
+    teacher = load_text_teacher(spec or "minilm-l6", weights, device=device)
+    message = teacher_size_warning(space, teacher.info) if space is not None else None
+    if message:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return teacher
 
 
 def _qkv(teacher: Any) -> Any:
@@ -105,7 +119,9 @@ def ensure_superlm(config: Any, out_dir: str | Path, progress: bool | None = Non
     from searchkd.supernets.superlm import _fingerprint
 
     device = resolve_device(config.device)
-    teacher = _teacher(config.teacher, config.teacher_weights, device)
+    from searchkd.spaces import get_space
+
+    teacher = _teacher(config.teacher, config.teacher_weights, device, get_space(config.space))
     train, _ = text_split(config.data, teacher, split_seed(config))
     if config.supernet is not None:
         lm = SuperLM.load(config.supernet, _qkv(teacher), teacher=teacher.info.id, device=device)
@@ -149,7 +165,7 @@ class TextScorer:
         self.device = resolve_device(config.device)
         if not any(p in _NEEDS_TEACHER for p in config.proxies):
             return
-        teacher = _teacher(config.teacher, config.teacher_weights, self.device)
+        teacher = _teacher(config.teacher, config.teacher_weights, self.device, space)
         self.teacher_params = teacher.info.params
         _, held = text_split(config.data, teacher, config.seed)
         if "superlm" in config.proxies:

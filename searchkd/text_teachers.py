@@ -30,7 +30,7 @@ from searchkd.errors import SearchKDError, first_line
 from searchkd.teachers import HFTeacherSpec, resolve_teacher
 
 __all__ = ["TextTeacher", "TeacherInfo", "TextFeatures", "load_text_teacher", "check_hf_dir", "teacher_dir",
-           "text_features", "find_qkv", "mean_pool", "QKV_LAYOUTS"]
+           "text_features", "find_qkv", "mean_pool", "QKV_LAYOUTS", "teacher_size_warning", "no_default_teacher"]
 
 # (layer list, query, key, value) attribute paths, relative to the base model
 QKV_LAYOUTS: tuple[tuple[str, str, str, str], ...] = (
@@ -307,3 +307,26 @@ def load_text_teacher(spec: str | HFTeacherSpec, weights: str | Path | None = No
            + hashlib.sha256((config_sha + weights_sha).encode()).hexdigest()[:12])
     teacher = TextTeacher(model, tokenizer, info)
     return teacher.to(device) if device is not None else teacher
+
+
+def teacher_size_warning(space: Any, info: TeacherInfo) -> str | None:
+    """A one-line warning when the teacher has fewer parameters than ``space``'s largest
+    student (None otherwise): by the capacity-gap law (Mirzadeh et al., AAAI 2020; Zhang et
+    al., "Lifting the Curse of Capacity Gap", ACL 2023) distillation helps a student less as
+    it nears the teacher's size, and a student larger than its teacher gains nothing from it."""
+    largest = str(space.largest())
+    student = space.cost(largest)["params"]
+    if info.params >= student * 1e6:
+        return None
+    return (f"teacher {info.name} ({info.params / 1e6:.1f} M parameters) is smaller than {space.name}'s largest student "
+            f"{largest} ({student:.1f} M): by the capacity-gap law a student gains little from a teacher near or "
+            "below its own size; give a larger --teacher hf:DIR")
+
+
+def no_default_teacher(space: Any) -> SearchKDError:
+    """The one-line refusal of a BERT sub-space with no teacher offline (``bert-small``,
+    ``bert-base``: the only packaged one, minilm-l6, is smaller than their students)."""
+    lo, hi = (space.cost(str(a))["params"] for a in (space.smallest(), space.largest()))
+    return SearchKDError(f"{space.name} has no default teacher offline (minilm-l6, 22.7 M parameters, is smaller than "
+                         f"its {lo:.0f}-{hi:.0f} M students): give --teacher hf:DIR, a BERT-family model larger than "
+                         "them with the BERT uncased vocabulary (e.g. bert-base-uncased)")

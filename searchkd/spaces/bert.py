@@ -230,6 +230,7 @@ class BertSmallSpace(BertSpace):
 
     name = "bert-small"
     description = "AutoDistil small BERT students L9-12, H256-352, A7-10, R2.5-4.0 (256 archs)"
+    default_teacher = ""  # minilm-l6 (22.7 M) is smaller than these students: --teacher hf:DIR is required
     LAYERS, HIDDEN, HEADS, RATIOS = (9, 10, 11, 12), (256, 288, 320, 352), (7, 8, 9, 10), (2.5, 3.0, 3.5, 4.0)
 
 
@@ -238,6 +239,7 @@ class BertBaseSpace(BertSpace):
 
     name = "bert-base"
     description = "AutoDistil base BERT students L9-12, H544-640, A9-12, R2.5-4.0 (256 archs)"
+    default_teacher = ""  # minilm-l6 (22.7 M) is smaller than these students: --teacher hf:DIR is required
     LAYERS, HIDDEN, HEADS, RATIOS = (9, 10, 11, 12), (544, 576, 608, 640), (9, 10, 11, 12), (2.5, 3.0, 3.5, 4.0)
 
 

@@ -28,7 +28,8 @@ def test_256_distinct_valid_archs(name):
     archs = all_archs(space)
     assert space.size() == len(set(archs)) == 256 and space.bounds() == [4, 4, 4, 4]
     assert all(space.validate(a) == a and space.decode(space.encode(a)) == a for a in archs)
-    assert space.default_teacher == "minilm-l6"
+    # minilm-l6 (22.7 M) is larger than every bert-tiny student only; the others need --teacher hf:DIR
+    assert space.default_teacher == ("minilm-l6" if name == "bert-tiny" else "")
 
 
 @pytest.mark.parametrize("name", NAMES)

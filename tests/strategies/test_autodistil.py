@@ -123,3 +123,27 @@ def test_text_proxies_are_checked_and_a_text_search_needs_an_out_dir(text_setup)
         api.score_archs("bert-tiny", ["L4-H128-A7-R2.0"], "synflow", data=text_setup["data"])
     with pytest.raises(SearchKDError, match="superlm proxy needs out="):
         api.search(space="bert-tiny", strategy="autodistil", budget=2, data=text_setup["data"])
+
+
+def test_teachers_sized_for_the_space(text_setup, tmp_path):
+    from dataclasses import replace
+
+    from searchkd.cli import main
+    from searchkd.evaluate_text import _teacher
+    from searchkd.spaces import get_space
+    from searchkd.text_teachers import teacher_size_warning
+
+    # bert-small / bert-base have no default teacher offline: one line, nothing written
+    for space in ("bert-small", "bert-base"):
+        with pytest.raises(SearchKDError, match=f"{space} has no default teacher offline .*--teacher hf:DIR"):
+            _search(text_setup, tmp_path / space, space=space, teacher=None)
+        assert not (tmp_path / space).exists()
+    # a teacher smaller than the space's largest student (10.6 M for bert-tiny) is a warning naming the law
+    with pytest.warns(UserWarning, match=r"smaller than bert-tiny's largest student L7-H224-A10-R3.5 \(10.6 M\).*"
+                                         "capacity-gap law"):
+        teacher = _teacher(text_setup["teacher"], None, "cpu", get_space("bert-tiny"))
+    minilm = replace(teacher.info, name="minilm-l6", params=22_713_216)
+    assert teacher_size_warning(get_space("bert-tiny"), minilm) is None
+    assert "27.9 M" in teacher_size_warning(get_space("bert-small"), minilm)
+    assert main(["search", "--space", "bert-base", "--strategy", "autodistil", "--data", text_setup["data"],
+                 "--out", str(tmp_path / "cli"), "--quiet"]) == 2
