@@ -123,6 +123,7 @@ def export_student(net_or_superlm: Any, arch: str, out_dir: str | Path, *, space
         weights = {k: v.detach().to("cpu", torch.float32) for k, v in net.state_dict().items()}
         with _quiet():
             _hf_model(net.config, weights, stock).save_pretrained(tmp)
+        umask_mode(*tmp.glob("*.safetensors"))
         if not stock:
             shutil.copyfile(Path(__file__).with_name("_hf_modeling.py"), tmp / MODELING_FILE)
         if tokenizer_dir is not None:
@@ -181,16 +182,29 @@ def load_exported(path: str | Path) -> Any:
     return model.eval()
 
 
+def umask_mode(*paths: Path) -> None:
+    """Give files the mode ``open`` gives a new file (0644 under the usual umask): safetensors
+    writes its files 0600, unlike every other file of a saved model."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in paths:
+        os.chmod(p, 0o666 & ~mask)
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """No transformers progress bars (a library call stays quiet; the CLI shows its own)."""
+    """No transformers progress bars or warnings (a library call stays quiet; the CLI shows its
+    own progress, and a bad model is one line of searchkd's). Callers that load weights check
+    ``output_loading_info`` themselves, since transformers' report of missing weights is hidden."""
     from transformers.utils import logging as hf_logging
 
-    shown = hf_logging.is_progress_bar_enabled()
+    shown, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
         yield
     finally:
+        hf_logging.set_verbosity(level)
         if shown:
             hf_logging.enable_progress_bar()
 

@@ -239,21 +239,26 @@ def _config_sha256(d: Path) -> str:
 def _load_model(d: Path) -> Any:
     try:
         import transformers
-        from transformers.utils import logging as hf_logging
     except ImportError:
         raise SearchKDError("BERT-family teachers need transformers: install searchkd[nlp]") from None
-    from searchkd.export import register_hf
+    from searchkd.export import _quiet, register_hf
+    from searchkd.supernets.acm_io import acm_folder
 
+    what = acm_folder(d)
+    if what is not None:  # its FFN weights are the learners': as a BERT it would have random FFNs
+        raise SearchKDError(f"hf:{d} is {what}")
     register_hf()  # a student exported by the AutoDistil search (model_type searchkd_bert) loads like any BERT
-    bar = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # a library call stays quiet; the CLI shows its own progress
     try:
-        model = transformers.AutoModel.from_pretrained(str(d), local_files_only=True)
+        with _quiet():  # transformers' warnings would precede the one-line error; its load report is checked below
+            model, info = transformers.AutoModel.from_pretrained(str(d), local_files_only=True,
+                                                                 output_loading_info=True)
     except Exception as e:  # unknown model_type, corrupt safetensors, shape mismatch ...
         raise SearchKDError(f"hf:{d}: cannot load the model ({first_line(e)})") from None
-    finally:
-        if bar:
-            hf_logging.enable_progress_bar()
+    missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith("pooler."))  # no feature reads it
+    if missing or info.get("mismatched_keys"):
+        bad = missing or [str(k) for k in info["mismatched_keys"]]
+        raise SearchKDError(f"hf:{d}: {len(bad)} weights of the model are missing from its files or of another shape "
+                            f"(e.g. {bad[0]}): they would start random")
     return model.eval()
 
 

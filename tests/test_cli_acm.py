@@ -177,3 +177,49 @@ def test_a_finished_out_with_changed_settings_is_refused_not_reused(setup, capsy
         assert (out / "acm.json").read_bytes() == before
     rc, _, err = _run(capsys, *argv, *FAST)  # the same settings still reuse it
     assert rc == 0, err
+
+
+def test_a_converted_folder_is_not_a_plain_bert(setup, capsys, tmp_path):
+    """Issue 23 items 2, 7, 10: an ACM folder has its own model_type, so plain transformers refuses
+    it and hf: names what it is; load_acm takes the name it was converted from; the weights
+    file has the mode of the files beside it."""
+    import stat
+
+    import transformers
+
+    from searchkd.errors import SearchKDError
+    from searchkd.supernets.acm_io import load_acm
+    from searchkd.text_teachers import load_text_teacher
+
+    root, teacher, prose = setup
+    out = tmp_path / "run"
+    assert _run(capsys, "--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "0.5", "--out", str(out),
+                *FAST)[0] == 0
+    d = out / "model-b0.5"
+    config = json.loads((d / "config.json").read_text())
+    assert config["model_type"] == "searchkd_acm" and config["architectures"] == ["SearchKDACMModel"]
+    with pytest.raises(Exception):
+        transformers.AutoModel.from_pretrained(str(d))
+    transformers.AutoTokenizer.from_pretrained(str(d))  # the tokenizer still opens
+    for folder in (d, _as_old_folder(d, tmp_path / "old")):  # one saved before it had its own model_type
+        with pytest.raises(SearchKDError, match="converted by `searchkd acm`"):
+            load_text_teacher(f"hf:{folder}")
+        rc, _, err = _run(capsys, "--model", f"hf:{folder}", "--data", f"text:{prose}", "--out", str(tmp_path / "o"))
+        assert rc == 2 and "converted by `searchkd acm`" in err and len(err.strip().splitlines()) == 1
+    for base_id in (f"hf:{teacher.resolve()}", json.loads((out / "acm.json").read_text())["base"]["id"]):
+        model, meta = load_acm(d, base_id=base_id)
+        assert meta["budget"] == 0.5
+    with pytest.raises(SearchKDError, match="another base model"):
+        load_acm(d, base_id="minilm-l6")
+    mode = stat.S_IMODE((d / "model.safetensors").stat().st_mode)
+    assert mode == stat.S_IMODE((d / "acm.json").stat().st_mode), oct(mode)
+
+
+def _as_old_folder(d, to):
+    import shutil
+
+    shutil.copytree(d, to)
+    config = json.loads((to / "config.json").read_text())
+    config["model_type"] = config.pop("acm_base_model_type")
+    (to / "config.json").write_text(json.dumps(config))
+    return to

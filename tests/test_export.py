@@ -83,6 +83,10 @@ def test_stock_shape_is_a_plain_bert_directory(tmp_path, tok_dir):
     assert (config["model_type"], config["architectures"], config["dtype"]) == ("bert", ["BertModel"], "float32")
     assert "auto_map" not in config and not (out / "modeling_searchkd_bert.py").exists()
     assert (out / "model.safetensors").is_file()
+    import stat
+
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in out.iterdir()}  # safetensors alone wrote 0600
+    assert modes["model.safetensors"] == modes["config.json"], modes
     meta = json.loads((out / "searchkd.json").read_text())
     assert {k: meta[k] for k in ("arch", "space", "teacher", "route", "pooler")} == {
         "arch": STOCK, "space": "toy", "teacher": "t-123", "route": "bert", "pooler": "trained"}

@@ -1,7 +1,14 @@
 """Saving and reopening a model converted by :func:`searchkd.supernets.acm.acmize`: a
-``save_pretrained``-style directory (``config.json`` of the base model, ``acm.json`` with the
-ACM shape, the base model's id and what the caller adds, ``model.safetensors``, the tokenizer
-files), written to a temporary sibling and renamed, so a directory is whole or absent."""
+``save_pretrained``-style directory (``config.json``, ``acm.json`` with the ACM shape, the base
+model's id and name and what the caller adds, ``model.safetensors``, the tokenizer files),
+written to a temporary sibling and renamed, so a directory is whole or absent.
+
+``config.json`` is the base model's with ``model_type`` ``searchkd_acm`` and ``architectures``
+``["SearchKDACMModel"]`` (the base's own ``model_type`` kept as ``acm_base_model_type``): its FFN
+weights are the learners', under names no ``BertModel`` has, so a plain
+``transformers.AutoModel.from_pretrained`` must refuse the folder rather than load a BERT whose
+every FFN block is random. :func:`load_acm` reopens it; ``hf:DIR`` refuses it (:func:`acm_folder`).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +21,35 @@ import torch.nn as nn
 from searchkd.errors import SearchKDError, first_line
 from searchkd.supernets.acm import ACMShape, acm_modules, acmize
 
-__all__ = ["save_acm", "load_acm"]
+__all__ = ["save_acm", "load_acm", "acm_folder", "MODEL_TYPE"]
 
 _FORMAT = "searchkd-acm/1"
+MODEL_TYPE = "searchkd_acm"  # config.json's model_type: no transformers class claims it
+
+
+def acm_folder(path: str | Path) -> str | None:
+    """A one-line description when ``path`` is a folder written by :func:`save_acm` (by
+    ``config.json``'s ``model_type``, or, for folders saved before it had its own, by
+    ``acm.json``), else None."""
+    import json
+
+    d = Path(path)
+    try:
+        config = json.loads((d / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = None
+    try:
+        meta = json.loads((d / "acm.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = None
+    is_acm = isinstance(meta, dict) and meta.get("format") == _FORMAT
+    if not (is_acm or (isinstance(config, dict) and config.get("model_type") == MODEL_TYPE)):
+        return None
+    budget = meta.get("budget") if isinstance(meta, dict) else None
+    base = (meta.get("base") or {}).get("name") if isinstance(meta, dict) else None
+    what = "a model converted by `searchkd acm`" + (f" (budget {budget:g})" if isinstance(budget, (int, float)) else "")
+    return (f"{what}{f' from {base}' if base else ''}: its FFN blocks are adaptive computation modules, not a plain "
+            f"BERT; reopen it with searchkd.api.load_acm(DIR)")
 
 
 def save_acm(model: nn.Module, out_dir: str | Path, *, base: dict[str, Any], tokenizer_dir: str | Path | None = None,
@@ -27,6 +60,7 @@ def save_acm(model: nn.Module, out_dir: str | Path, *, base: dict[str, Any], tok
 
     from safetensors.torch import save_file
 
+    from searchkd.export import umask_mode
     from searchkd.io import write_json
 
     acms = acm_modules(model)
@@ -37,11 +71,15 @@ def save_acm(model: nn.Module, out_dir: str | Path, *, base: dict[str, Any], tok
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    getattr(model, "config").to_json_file(str(tmp / "config.json"))
+    config = getattr(model, "config").to_dict()
+    config.update(model_type=MODEL_TYPE, architectures=["SearchKDACMModel"],
+                  acm_base_model_type=config.get("model_type"))
+    write_json(tmp / "config.json", config)
     write_json(tmp / "acm.json", {"format": _FORMAT, "shape": asdict(acms[0].shape), "layers": len(acms),
                                   "base": base, **(extra or {})})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / "model.safetensors"))
+    umask_mode(tmp / "model.safetensors")  # safetensors writes 0600
     if tokenizer_dir is not None:
         for f in Path(tokenizer_dir).iterdir():
             if f.is_file() and (f.name.startswith(("tokenizer", "vocab", "special_tokens")) or f.suffix == ".model"):
@@ -52,11 +90,33 @@ def save_acm(model: nn.Module, out_dir: str | Path, *, base: dict[str, Any], tok
     return target
 
 
+def _base_config(d: Path) -> Any:
+    """The base model's transformers config from ``config.json`` (``searchkd_acm`` or, in a folder
+    saved before it had its own ``model_type``, the base's)."""
+    import json
+
+    import transformers
+
+    from searchkd.export import register_hf
+
+    register_hf()  # a converted AutoDistil student (searchkd_bert)
+    config = json.loads((d / "config.json").read_text(encoding="utf-8"))
+    if config.get("model_type") != MODEL_TYPE:
+        return transformers.AutoConfig.from_pretrained(str(d), local_files_only=True)
+    base = config.pop("acm_base_model_type", None)
+    for k in ("model_type", "architectures", "transformers_version"):
+        config.pop(k, None)
+    return transformers.CONFIG_MAPPING[base].from_dict(config)
+
+
 def load_acm(path: str | Path, *, base_id: str | None = None, device: Any = None) -> tuple[nn.Module, dict[str, Any]]:
     """A converted model saved by :func:`save_acm` (eval mode) and its ``acm.json``.
 
     Args:
-        base_id: refuse a model converted from another base model (its teacher id).
+        base_id: refuse a model converted from another base model: the name it was converted
+            from (``minilm-l6``, or ``hf:DIR`` as an absolute path), or its teacher id (the
+            fingerprint of its config and weights, ``acm.json``'s ``base.id``, also in the run's
+            ``OUT/acm.json`` under ``base.id``).
     """
     from searchkd.io import read_json
 
@@ -68,18 +128,15 @@ def load_acm(path: str | Path, *, base_id: str | None = None, device: Any = None
         ok = False
     if not ok:
         raise SearchKDError(f"{d}: not a converted ACM model (acm.json missing or of another format)")
-    if base_id is not None and meta.get("base", {}).get("id") != base_id:
-        raise SearchKDError(f"{d}: converted from another base model ({meta.get('base', {}).get('id')!r}, "
-                            f"not {base_id!r})")
+    base = meta.get("base") or {}
+    if base_id is not None and base_id not in (base.get("id"), base.get("name")):
+        raise SearchKDError(f"{d}: converted from another base model ({base.get('name') or base.get('id')!r}, "
+                            f"id {base.get('id')!r}; not {base_id!r})")
     try:
         import transformers
         from safetensors.torch import load_file
 
-        from searchkd.export import register_hf
-
-        register_hf()  # a converted AutoDistil student (searchkd_bert)
-        config = transformers.AutoConfig.from_pretrained(str(d), local_files_only=True)
-        model = transformers.AutoModel.from_config(config)
+        model = transformers.AutoModel.from_config(_base_config(d))
         shape = ACMShape(**meta["shape"])
         acmize(model, shape.learners, gate_hidden=shape.gate_hidden, init="random")
         model.load_state_dict(load_file(str(d / "model.safetensors")), strict=True)
