@@ -49,6 +49,8 @@ class TrainConfig:
     #: CIFAR ResNets diverge at lr 0.1 from the first step (He et al. 2016 warm ResNet-110
     #: up at 0.01; Goyal et al. 2017 ramp linearly)
     warmup: float = 0.1
+    #: zero padding of the random crop; 4 is the 32-pixel CIFAR recipe, scale it with the image
+    padding: int = 4
 
     def __post_init__(self) -> None:
         if not (isinstance(self.epochs, int) and self.epochs > 0):
@@ -61,6 +63,8 @@ class TrainConfig:
             raise SearchKDError(f"KD weight must be in [0, 1], got {self.kd_weight}")
         if not self.temperature > 0:
             raise SearchKDError(f"temperature must be positive, got {self.temperature}")
+        if not (isinstance(self.padding, int) and self.padding >= 0):
+            raise SearchKDError(f"crop padding must be an integer ≥ 0, got {self.padding!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -85,12 +89,13 @@ class Images:
         return len(self.y)
 
 
-def _prepare(x_uint8: torch.Tensor, gen: torch.Generator | None, channels_last: bool) -> torch.Tensor:
+def _prepare(x_uint8: torch.Tensor, gen: torch.Generator | None, channels_last: bool,
+             padding: int = 4) -> torch.Tensor:
     from searchkd.data.images import normalize
 
     x = x_uint8.float().div_(255)
     if gen is not None:
-        x = random_crop_flip(x, gen)
+        x = random_crop_flip(x, gen, padding=padding)
     x = normalize(x)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
@@ -264,7 +269,7 @@ def train_model(model: nn.Module, train: Images, *, config: TrainConfig, teacher
         correct = torch.zeros((), dtype=torch.long, device=device)
         for i, (a, b) in enumerate(bounds):
             idx = perm[a:b]
-            x = _prepare(train.x[idx], gen, cuda)
+            x = _prepare(train.x[idx], gen, cuda, config.padding)
             y = train.y[idx]
             with _autocast(device):
                 if need_feats:
