@@ -60,6 +60,11 @@ def register(sub: Any, common: Any) -> None:
                    "text:PATH (default: embedded, or embedded-text for bert-* spaces)")
     p.add_argument("--supernet", help="bert-*: a trained SuperLM directory to score with (default: train one in OUT/supernet)")
     p.add_argument("--supernet-steps", type=int, help="bert-*: SuperLM training steps (default 300)")
+    p.add_argument("--supernet-lr", type=float, help="bert-*: SuperLM peak learning rate (default: the measured CPU "
+                   "recipe; AutoDistil's own is 4e-5)")
+    p.add_argument("--init", dest="supernet_init", metavar="teacher|random|hf:DIR",
+                   help="bert-*: where the SuperLM's weights start (default: cut from the teacher when the "
+                   "sub-space's largest shape allows, else random)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--runner", default="local", choices=["local", "ray"])
     p.add_argument("--ray-address", help="join a Ray cluster (auto, HOST:PORT, ray://HOST:PORT)")
@@ -122,6 +127,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                      teacher=resolve_teacher_arg(args), teacher_weights=args.teacher_weights,
                      data=args.data,
                      supernet=args.supernet, supernet_steps=args.supernet_steps,
+                     supernet_init=args.supernet_init, supernet_lr=args.supernet_lr,
                      batch_size=args.batch_size, device=args.device, objectives=tuple(_csv(args.objectives)),
                      max_params=args.max_params, combine=args.combine, out=args.out, resume=args.resume,
                      runner=args.runner, ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,

@@ -29,6 +29,8 @@ TEXT_PROXIES = ("superlm", "diswot_relation", "capacity_gap", "params", "flops")
 _NEEDS_TEACHER = ("superlm", "diswot_relation", "capacity_gap")
 #: SuperLM training steps when the search gives none (AutoDistil trains 10k on GPUs; a CPU default)
 DEFAULT_SUPERNET_STEPS = 300
+#: the SuperLM's peak learning rate when the search gives none (AutoDistil's 4e-5 is ``--supernet-lr 4e-5``)
+DEFAULT_SUPERNET_LR = 4e-5
 #: held-out fraction of the text: the SuperLM trains on the rest and scores on it
 HELD_OUT = 0.1
 
@@ -50,6 +52,16 @@ def check_text_config(config: Any, space: Any) -> None:
         raise no_default_teacher(space)
     if config.supernet_steps is not None and (not isinstance(config.supernet_steps, int) or config.supernet_steps < 1):
         raise SearchKDError(f"--supernet-steps must be a positive integer, got {config.supernet_steps!r}")
+    init = config.supernet_init
+    if init is not None and init not in ("teacher", "random") and not str(init).startswith("hf:"):
+        raise SearchKDError(f"--init must be teacher, random or hf:DIR, got {init!r}")
+    if init is not None and str(init).startswith("hf:"):
+        from searchkd.text_teachers import check_hf_dir
+
+        check_hf_dir(str(init)[3:])
+    lr = config.supernet_lr
+    if lr is not None and not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr < 1):
+        raise SearchKDError(f"--supernet-lr must be a learning rate in (0, 1), got {lr!r}")
     if config.supernet is not None and not (Path(config.supernet) / "config.json").is_file():
         raise SearchKDError(f"--supernet {config.supernet}: no SuperLM checkpoint there (config.json, checkpoint.pt)")
     from searchkd.data.text import is_text_data
@@ -98,12 +110,13 @@ def _qkv(teacher: Any) -> Any:
     return qkv
 
 
-def superlm_config(config: Any, teacher: Any) -> Any:
-    """The SuperLM training settings of a search config."""
+def superlm_config(config: Any, teacher: Any, init: str = "random") -> Any:
+    """The SuperLM training settings of a search config (``init``: the resolved start)."""
     from searchkd.supernets.superlm import SuperLMConfig
 
     steps = config.supernet_steps or DEFAULT_SUPERNET_STEPS
-    return SuperLMConfig(steps=steps, batch_size=config.batch_size, seed=config.seed,
+    lr = getattr(config, "supernet_lr", None) or DEFAULT_SUPERNET_LR
+    return SuperLMConfig(steps=steps, batch_size=config.batch_size, seed=config.seed, lr=float(lr), init=init,
                          relation_heads=teacher.info.heads, checkpoint_every=max(1, min(100, steps // 4)))
 
 
@@ -132,8 +145,15 @@ def ensure_superlm(config: Any, out_dir: str | Path, progress: bool | None = Non
                                 "split (--data, --seed): its scores would be measured on rows it trained on")
         return str(Path(config.supernet).resolve()), {"source": "reused", "step": lm.step}
     target = Path(out_dir).resolve() / "supernet"
-    lm = SuperLM(config.space, _qkv(teacher), teacher=teacher.info.id, config=superlm_config(config, teacher),
-                 device=device)
+    import warnings
+
+    from searchkd.supernets.superlm_init import resolve_init
+
+    label, pretrained, note = resolve_init(getattr(config, "supernet_init", None), teacher, get_space(config.space))
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    lm = SuperLM(config.space, _qkv(teacher), teacher=teacher.info.id, config=superlm_config(config, teacher, label),
+                 device=device, pretrained=pretrained)
     t0 = time.perf_counter()
     ids, mask = train.tensors(range(len(train)))
     stats = lm.train(ids, mask, out_dir=target, progress=progress)

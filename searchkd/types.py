@@ -45,8 +45,9 @@ _FIELD_TYPES: dict[str, tuple[Any, ...]] = {
     "teacher": (str,), "teacher_weights": (str,), "data": (str,), "batch_size": (numbers.Integral,),
     "device": (str,), "objectives": _NAMES, "max_params": (numbers.Real,), "combine": (str,),
     "ask_size": (numbers.Integral,), "proxy_seed": (numbers.Integral,), "options": (Mapping,),
-    "supernet": (str,), "supernet_steps": (numbers.Integral,)}
-_OPTIONAL = {"teacher", "teacher_weights", "max_params", "ask_size", "proxy_seed", "supernet", "supernet_steps"}
+    "supernet": (str,), "supernet_steps": (numbers.Integral,), "supernet_init": (str,), "supernet_lr": (numbers.Real,)}
+_OPTIONAL = {"teacher", "teacher_weights", "max_params", "ask_size", "proxy_seed", "supernet", "supernet_steps",
+             "supernet_init", "supernet_lr"}
 
 
 def check_setting(key: str, value: Any) -> None:
@@ -89,10 +90,13 @@ class SearchConfig:
         supernet: a trained SuperLM directory to score text students with (``superlm``
             proxy); None: the search trains one in ``OUT/supernet``.
         supernet_steps: training steps of that SuperLM (None: a default).
+        supernet_init: how that SuperLM starts: ``teacher``, ``random`` or ``hf:DIR`` (None:
+            the teacher when the sub-space's largest shape can be cut from it, else random).
+        supernet_lr: its peak learning rate (None: the measured CPU default).
     """
 
     space: str = "nb201"
-    proxy: str = "diswot"
+    proxy: str = "kd"
     strategy: str = "evolution"
     budget: int = 100
     seed: int = 0
@@ -109,6 +113,8 @@ class SearchConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     supernet: str | None = None
     supernet_steps: int | None = None
+    supernet_init: str | None = None
+    supernet_lr: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.objectives, str):

@@ -33,16 +33,19 @@ def write_tokenizer(d) -> int:
     return len(vocab)
 
 
-def write_text_setup(root: Path, paragraphs: int, sentences: int = 5, max_positions: int = 128) -> tuple[Path, Path]:
-    """A 2-layer BERT teacher (hidden 32, 4 heads, random weights) saved as a Hugging Face
-    directory ``root/teacher``, and ``root/prose.txt`` of seeded sentences of its words."""
+def write_text_setup(root: Path, paragraphs: int, sentences: int = 5, max_positions: int = 128,
+                     shape: tuple[int, int, int, int] = (2, 32, 4, 64)) -> tuple[Path, Path]:
+    """A BERT teacher of ``shape`` = (layers, hidden, heads, ffn) (default 2 layers, hidden 32,
+    4 heads, random weights) saved as a Hugging Face directory ``root/teacher``, and
+    ``root/prose.txt`` of seeded sentences of its words."""
     need("transformers")
     import torch
     from transformers import BertConfig, BertModel
 
     tdir = root / "teacher"
     tdir.mkdir(parents=True)
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    layers, hidden, heads, ffn = shape
+    config = BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
                         vocab_size=write_tokenizer(tdir), max_position_embeddings=max_positions,
                         attn_implementation="eager")
     torch.manual_seed(0)

@@ -8,17 +8,28 @@ names follow ``BertModel`` (``embeddings.word_embeddings.weight``,
 ``encoder.layer.0.attention.self.query.weight``, ``encoder.layer.0.output.LayerNorm.bias``,
 ``pooler.dense.weight`` …) so that an exporter maps them one to one.
 
-Slicing: a net built at the largest shape runs any smaller :class:`BertShape` with the
-*leading block* of every tensor: the first ``layers`` layers; the first ``hidden`` columns of
-the embeddings and of every matrix reading the hidden state, the first ``hidden`` rows of
-every matrix writing it, LayerNorms over the first ``hidden`` dims with their first weights;
-the first ``heads × head_dim`` rows of Q/K/V (and columns of the attention output); the first
-``ffn`` units of the feed-forward block. The subnet's heads are then re-split from those
-leading rows with the subnet's own ``head_dim``: when ``head_dim`` follows the active hidden
-size (``hidden // 12`` in the BERT spaces), head ``i`` of a subnet is rows
-``[i·head_dim, (i+1)·head_dim)`` of the supernet's Q, not a part of the supernet's head ``i``.
-Because every tensor of a subnet is a leading block, :func:`extract` is a plain copy of
-those blocks, and the extracted model computes exactly what the sliced forward computes.
+Slicing: a net built at the largest shape runs any smaller :class:`BertShape`:
+
+* layers: ``depth`` of the net's ``N`` layers, evenly spaced, layer ``⌊i·N/depth⌋`` for
+  ``i < depth`` (:func:`kept_layers`), AutoDistil's rule (their ``modeling_bert.py``:
+  ``floor(i / depth_mult)``, ``depth_mult = depth / N``); the last of them is never layer
+  ``N − 1`` unless ``depth = N``, as there;
+* hidden: the first ``hidden`` columns of the embeddings and of every matrix reading the
+  hidden state, the first ``hidden`` rows of every matrix writing it, LayerNorms over the
+  first ``hidden`` dims with their first weights;
+* heads (``head_slicing="aligned"``, the default): the first ``heads`` of the net's heads,
+  and of each the first ``head_dim`` of its ``N_head_dim`` rows of Q/K/V (and columns of
+  the attention output), so a subnet's head ``i`` is a part of the net's head ``i`` even
+  when its ``head_dim`` (``hidden // 12`` in the BERT spaces) is smaller. AutoDistil's own
+  supernet keeps every head 64 wide; with ``head_dim`` following ``hidden`` this is the
+  nearest cut. ``"leading"``: the first ``heads × head_dim`` rows, re-split with the
+  subnet's ``head_dim`` (head ``i`` = rows ``[i·head_dim, (i+1)·head_dim)``, which mixes the
+  net's heads when ``head_dim`` differs); kept for the measurement that chose ``aligned``
+  (``benchmarks/bert_init.py``, README);
+* the first ``ffn`` units of the feed-forward block.
+
+:func:`extract` copies exactly those slices, so the extracted model computes what the
+sliced forward computes.
 """
 
 from __future__ import annotations
@@ -31,7 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BertShape", "BertNetConfig", "BertNet", "BertClassifier", "EncoderOutput", "MatMul", "extract", "hook_macs"]
+__all__ = ["BertShape", "BertNetConfig", "BertNet", "BertClassifier", "EncoderOutput", "MatMul", "extract", "hook_macs",
+           "kept_layers", "qkv_rows", "HEAD_SLICINGS"]
+
+#: how a subnet's heads are cut from the net's (see the module docstring)
+HEAD_SLICINGS = ("aligned", "leading")
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,24 @@ class BertNetConfig:
     layer_norm_eps: float = 1e-12
     dropout: float = 0.1
     pooler: bool = True
+    head_slicing: str = "aligned"
+
+
+def kept_layers(total: int, depth: int) -> list[int]:
+    """The layers a ``depth``-layer subnet of a ``total``-layer net runs: ``⌊i·total/depth⌋``."""
+    if not 1 <= depth <= total:
+        raise ValueError(f"a subnet of {depth} layers does not fit in {total}")
+    return [(i * total) // depth for i in range(depth)]
+
+
+def qkv_rows(full: BertShape, s: BertShape, rule: str = "aligned") -> torch.Tensor | None:
+    """The rows of the net's Q/K/V (and columns of its attention output) that shape ``s``
+    uses, in order; None when they are the leading ``s.qkv`` rows."""
+    if rule not in HEAD_SLICINGS:
+        raise ValueError(f"unknown head slicing {rule!r} (known: {', '.join(HEAD_SLICINGS)})")
+    if rule == "leading" or s.head_dim == full.head_dim:
+        return None
+    return (torch.arange(s.heads)[:, None] * full.head_dim + torch.arange(s.head_dim)[None]).reshape(-1)
 
 
 @dataclass
@@ -130,8 +163,12 @@ class BertSelfAttention(nn.Module):
         self.context = MatMul()
         self.dropout = nn.Dropout(c.dropout)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor, s: BertShape) -> tuple[torch.Tensor, ...]:
-        q, k, v = (_linear(m, x, s.qkv, s.hidden) for m in (self.query, self.key, self.value))
+    def forward(self, x: torch.Tensor, keep: torch.Tensor, s: BertShape,
+                rows: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        if rows is None:
+            q, k, v = (_linear(m, x, s.qkv, s.hidden) for m in (self.query, self.key, self.value))
+        else:
+            q, k, v = (F.linear(x, m.weight[rows, :s.hidden], m.bias[rows]) for m in (self.query, self.key, self.value))
         b, t = x.shape[:2]
 
         def heads(z: torch.Tensor) -> torch.Tensor:
@@ -151,8 +188,10 @@ class BertSelfOutput(nn.Module):
         self.LayerNorm = nn.LayerNorm(c.shape.hidden, eps=c.layer_norm_eps)
         self.dropout = nn.Dropout(c.dropout)
 
-    def forward(self, ctx: torch.Tensor, x: torch.Tensor, s: BertShape) -> torch.Tensor:
-        return _norm(self.LayerNorm, self.dropout(_linear(self.dense, ctx, s.hidden, s.qkv)) + x, s.hidden)
+    def forward(self, ctx: torch.Tensor, x: torch.Tensor, s: BertShape, rows: torch.Tensor | None = None) -> torch.Tensor:
+        out = (_linear(self.dense, ctx, s.hidden, s.qkv) if rows is None
+               else F.linear(ctx, self.dense.weight[:s.hidden, rows], self.dense.bias[:s.hidden]))
+        return _norm(self.LayerNorm, self.dropout(out) + x, s.hidden)
 
 
 class BertAttention(nn.Module):
@@ -183,9 +222,10 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(c)
         self.output = BertOutput(c)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor, s: BertShape) -> tuple[torch.Tensor, ...]:
-        ctx, q, k, v = self.attention.self(x, keep, s)
-        x = self.attention.output(ctx, x, s)
+    def forward(self, x: torch.Tensor, keep: torch.Tensor, s: BertShape,
+                rows: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        ctx, q, k, v = self.attention.self(x, keep, s, rows)
+        x = self.attention.output(ctx, x, s, rows)
         h = F.gelu(_linear(self.intermediate.dense, x, s.ffn, s.hidden))
         out = self.output
         x = _norm(out.LayerNorm, out.dropout(_linear(out.dense, h, s.hidden, s.ffn)) + x, s.hidden)
@@ -256,9 +296,12 @@ class BertNet(nn.Module):
             token_type_ids = torch.zeros_like(input_ids)
         keep = attention_mask.bool()[:, None, None, :]
         x = self.embeddings(input_ids, token_type_ids, s)
-        for layer in self.encoder.layer[:s.layers]:
+        full = self.config.shape
+        rows = qkv_rows(full, s, self.config.head_slicing)
+        rows = rows.to(x.device) if rows is not None else None
+        for i in kept_layers(full.layers, s.layers):
             last_input = x
-            x, q, k, v = layer(x, keep, s)
+            x, q, k, v = self.encoder.layer[i](x, keep, s, rows)
         pooled = None
         if self.pooler is not None:
             pooled = torch.tanh(_linear(self.pooler.dense, x[:, 0], s.hidden, s.hidden))
@@ -298,11 +341,21 @@ def extract(net: BertNet, shape: BertShape) -> BertNet:
     net._check(shape)
     p = next(net.parameters())
     with torch.random.fork_rng(devices=[p.device] if p.device.type == "cuda" else []), torch.device(p.device):
-        sub = BertNet(replace(net.config, shape=shape)).to(p.dtype)  # its random init is overwritten below
+        sub = BertNet(replace(net.config, shape=shape, head_slicing="aligned")).to(p.dtype)  # its init is overwritten
     full = net.state_dict()
+    layers = kept_layers(net.config.shape.layers, shape.layers)
+    rows = qkv_rows(net.config.shape, shape, net.config.head_slicing)
     with torch.no_grad():
         for name, t in sub.state_dict().items():
-            t.copy_(full[name][tuple(slice(0, n) for n in t.shape)])
+            parts = name.split(".")
+            if name.startswith("encoder.layer."):
+                parts[2] = str(layers[int(parts[2])])
+            src = full[".".join(parts)]
+            if rows is not None and parts[-2] in ("query", "key", "value"):
+                src = src.index_select(0, rows.to(src.device))
+            elif rows is not None and name.endswith("attention.output.dense.weight"):
+                src = src.index_select(1, rows.to(src.device))
+            t.copy_(src[tuple(slice(0, n) for n in t.shape)])
     sub.train(net.training)
     return sub
 

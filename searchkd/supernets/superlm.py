@@ -17,6 +17,13 @@ student use the same ``R`` with their own ``d_r``. Two losses, summed over Q-Q, 
   −10000 mask cancels in the difference, so they average over all T×T pairs; here the
   padding rows and columns are left out (the same value when nothing is padded).
 
+Initialisation (AutoDistil's released code loads the SuperLM from the pretrained teacher's own
+directory): ``pretrained=(state dict, shape)`` cuts the SuperLM from a pretrained BERT
+(:mod:`searchkd.supernets.superlm_init`: evenly spaced layers, the first hidden units, heads
+and FFN units, optionally importance-reordered); without it BERT's random initialisation
+(``init="random"``). Subnets run evenly spaced layers and head-aligned Q/K/V
+(:mod:`searchkd.spaces._bert_net`).
+
 Training (AutoDistil's): each step takes the largest, the smallest and two other random
 subnets, sums their losses into one backward, clips the gradient norm to 1 and makes one
 AdamW step (weight decay off for biases and LayerNorms) under a linear warm-up/decay
@@ -29,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -46,6 +53,8 @@ from searchkd.spaces.bert import BertArch, BertSpace, parse_arch
 __all__ = ["SuperLM", "SuperLMConfig", "relation_loss", "relations", "RELATION_LOSSES"]
 
 RELATION_LOSSES = ("minilmv2", "autodistil")
+#: checkpoint format; /2: subnets run evenly spaced layers and head-aligned Q/K/V (searchkd.spaces._bert_net)
+FORMAT = "searchkd-superlm/2"
 TeacherQKV = Callable[[torch.Tensor, torch.Tensor], Sequence[torch.Tensor]]
 
 
@@ -98,8 +107,19 @@ class SuperLMConfig:
     seed: int = 0
     checkpoint_every: int = 1000
     amp: bool = True
+    #: where the weights started: "random" (BERT's init), "teacher" or "hf:DIR" (cut from that
+    #: pretrained model, :mod:`searchkd.supernets.superlm_init`); a label, the weights' fingerprint is checked too
+    init: str = "random"
+    #: sort heads and FFN neurons by importance before cutting (DynaBERT's reordering)
+    reorder: bool = False
+    #: how a subnet's heads are cut from the SuperLM's (:data:`~searchkd.spaces._bert_net.HEAD_SLICINGS`)
+    head_slicing: str = "aligned"
 
     def __post_init__(self) -> None:
+        from searchkd.spaces._bert_net import HEAD_SLICINGS
+
+        if self.head_slicing not in HEAD_SLICINGS:
+            raise SearchKDError(f"unknown head slicing {self.head_slicing!r} (known: {', '.join(HEAD_SLICINGS)})")
         if self.loss not in RELATION_LOSSES:
             raise SearchKDError(f"unknown relation loss {self.loss!r} (known: {', '.join(RELATION_LOSSES)})")
         if min(self.steps, self.batch_size, self.relation_heads) < 1 or self.warmup_steps < 0 or self.checkpoint_every < 0:
@@ -131,7 +151,8 @@ class SuperLM:
     """
 
     def __init__(self, space: str | BertSpace, teacher_qkv: TeacherQKV | None, *, teacher: str,
-                 config: SuperLMConfig | None = None, device: str | torch.device | None = None) -> None:
+                 config: SuperLMConfig | None = None, device: str | torch.device | None = None,
+                 pretrained: tuple[Any, Any] | None = None) -> None:
         if isinstance(space, str):
             from searchkd.spaces import get_space
 
@@ -146,7 +167,19 @@ class SuperLM:
         c = self.config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c.seed)
-            self.net = BertNet(space.net_config(space.largest(), pooler=False, dropout=c.dropout)).to(self.device)
+            self.net = BertNet(replace(space.net_config(space.largest(), pooler=False, dropout=c.dropout),
+                                       head_slicing=c.head_slicing))
+        self.init_id: str | None = None  # fingerprint of the weights it started from, when not random
+        if pretrained is not None:  # (state dict, BertShape) of a pretrained model to cut from
+            from searchkd.supernets.superlm_init import cut_pretrained
+
+            try:
+                cut_pretrained(self.net, pretrained[0], pretrained[1], reorder=c.reorder)
+            except ValueError as e:
+                raise SearchKDError(f"SuperLM of {space.name}: {e}") from None
+            state = self.net.state_dict()
+            self.init_id = _fingerprint(*(state[k] for k in sorted(state)))
+        self.net.to(self.device)
         no_decay = [p for n, p in self.net.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
         decay = [p for n, p in self.net.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
@@ -154,7 +187,6 @@ class SuperLM:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, partial(_lr_factor, warm=c.warmup_steps, total=c.steps))
         self.step = 0
-        self.init_id: str | None = None  # fingerprint of the weights a standalone started from
         self._rng: dict[str, Any] | None = None  # the dropout stream between calls of train()
         self._archs = [space.decode(v) for v in np.ndindex(*space.bounds())]
 
@@ -308,7 +340,7 @@ class SuperLM:
             torch.cuda.set_rng_state(self._rng["cuda"], self.device)
 
     def _meta(self, data_id: str | None) -> dict[str, Any]:
-        return {"format": "searchkd-superlm/1", "space": self.space.name, "grid": [list(c) for c in self.space.choices],
+        return {"format": FORMAT, "space": self.space.name, "grid": [list(c) for c in self.space.choices],
                 "vocab_size": self.space.vocab_size, "max_position": self.space.max_position,
                 "type_vocab": self.space.type_vocab, "teacher": self.teacher, "config": asdict(self.config),
                 "step": self.step, "data": data_id, "init": self.init_id}
@@ -341,7 +373,10 @@ class SuperLM:
         trained from another teacher than ``teacher``."""
         ckpt = Path(out_dir)
         meta = read_json(ckpt / "config.json")
-        if meta.get("format") != "searchkd-superlm/1" or not (ckpt / "checkpoint.pt").is_file():
+        if meta.get("format") == "searchkd-superlm/1":
+            raise SearchKDError(f"{ckpt} holds a SuperLM of an earlier searchkd (its subnets kept the first layers, "
+                                "not evenly spaced ones): train a new one")
+        if meta.get("format") != FORMAT or not (ckpt / "checkpoint.pt").is_file():
             raise SearchKDError(f"{ckpt} holds no SuperLM checkpoint (config.json and checkpoint.pt)")
         grid = meta["grid"]
         space = BertSpace(layers=grid[0], hidden=grid[1], heads=grid[2], ratios=grid[3], name=meta["space"],

@@ -147,3 +147,62 @@ def test_teachers_sized_for_the_space(text_setup, tmp_path):
     assert "27.9 M" in teacher_size_warning(get_space("bert-small"), minilm)
     assert main(["search", "--space", "bert-base", "--strategy", "autodistil", "--data", text_setup["data"],
                  "--out", str(tmp_path / "cli"), "--quiet"]) == 2
+
+
+@pytest.fixture(scope="module")
+def cut_setup(tmp_path_factory):
+    """A 2-layer teacher wide enough to cut bert-tiny's largest student from (hidden 240 = 12
+    heads × 20, FFN 800), and a search whose SuperLM starts from it (the default --init)."""
+    root = tmp_path_factory.mktemp("autodistil-cut")
+    tdir, prose = write_text_setup(root, paragraphs=40, shape=(2, 240, 12, 800))
+    setup = {"teacher": f"hf:{tdir}", "data": f"text:{prose}", "root": root}
+    with pytest.warns(UserWarning, match="capacity-gap"):  # 2 layers of 240: smaller than L7-H224's 10.6 M
+        result = _search(setup, root / "run", budget=6, supernet_steps=3, supernet_lr=1e-3)
+    return setup, result
+
+
+def test_superlm_starts_from_the_teacher_trains_and_scores_held_out_rows(cut_setup, one_thread):
+    import torch
+
+    from searchkd.evaluate_text import _qkv, _teacher, text_split
+    from searchkd.spaces import get_space
+    from searchkd.supernets import SuperLM
+    from searchkd.supernets.superlm_init import resolve_init
+
+    setup, r = cut_setup
+    out = setup["root"] / "run"
+    saved = json.loads((out / "supernet" / "config.json").read_text())
+    assert saved["config"]["init"] == "teacher" and saved["config"]["lr"] == 1e-3 and saved["step"] == 3
+    teacher = _teacher(setup["teacher"], None, "cpu")
+    train, held = text_split(setup["data"], teacher, 0)
+    lm = SuperLM.load(out / "supernet", _qkv(teacher), teacher=teacher.info.id, device="cpu")
+    label, pretrained, note = resolve_init(None, teacher, get_space("bert-tiny"))
+    start = SuperLM("bert-tiny", _qkv(teacher), teacher=teacher.info.id, device="cpu", pretrained=pretrained)
+    assert label == "teacher" and note is None and start.init_id == saved["init"]
+    # trained: the weights moved from the teacher's cut
+    moved = [k for k, v in start.net.state_dict().items() if not torch.equal(v, lm.net.state_dict()[k])]
+    assert len(moved) > 10
+    # scored on the held-out rows (and not on the train rows) inside the trained SuperLM
+    trials = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines()]
+    archs = [t["arch"] for t in trials]
+    on_held = lm.score_many(archs, *held.tensors(range(len(held))))
+    on_train = lm.score_many(archs, *train.tensors(range(len(train))))
+    assert [t["scores"]["superlm"] for t in trials] == pytest.approx([-x for x in on_held], rel=1e-5)
+    assert [-x for x in on_train] != pytest.approx([t["scores"]["superlm"] for t in trials], rel=1e-3)
+    assert r.best.arch == max(trials, key=lambda t: t["scores"]["superlm"])["arch"]
+
+
+def test_init_flags(cut_setup, tmp_path):
+    from searchkd.cli import main
+
+    setup, _ = cut_setup
+    with pytest.raises(SearchKDError, match="--init must be teacher, random or hf:DIR"):
+        _search(setup, tmp_path / "a", supernet_init="bert")
+    with pytest.raises(SearchKDError, match="--supernet-lr must be"):
+        _search(setup, tmp_path / "b", supernet_lr=-1.0)
+    # --init random through the CLI: BERT's random init, recorded
+    assert main(["search", "--space", "bert-tiny", "--strategy", "autodistil", "--teacher", setup["teacher"],
+                 "--data", setup["data"], "--init", "random", "--supernet-steps", "1", "--budget", "2",
+                 "--batch-size", "4", "--device", "cpu", "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    saved = json.loads((tmp_path / "c" / "supernet" / "config.json").read_text())
+    assert saved["config"]["init"] == "random" and saved["init"] is None
