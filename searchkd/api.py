@@ -193,7 +193,7 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
     there and can be resumed; without it, it runs in a temporary directory.
 
     ``proxy`` None: the strategy's default score source (``autodistil``: ``superlm``; ``darts``,
-    ``sd-darts``: ``derived_acc``), else the space's (BERT spaces: ``superlm``), else ``diswot``.
+    ``sd-darts``: ``derived_acc``), else the space's (BERT spaces: ``superlm``), else ``kd``.
 
     ``ground_truth`` (a CSV with ``arch`` and ``column``, or ``nb201:FILE.pth`` with ``dataset``,
     see :mod:`searchkd.ground_truth`): after the search, the best arch's value (and official
@@ -208,7 +208,7 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
     if proxy is None:
         proxy = default_proxy(space, strategy)
     if options.get("data") is None:  # the space's kind of default data
-        options["data"] = default_data(space)
+        options["data"] = default_data(space, strategy)
     if out is None and "superlm" in str(proxy).split(","):
         raise SearchKDError(f"a search with the superlm proxy needs out= (its SuperLM and the exported student are "
                             f"written there)")
@@ -246,7 +246,9 @@ def _with_truth(result: Any, truth: Any, path: str | None, column: str, out: str
 
 
 def default_proxy(space: str, strategy: str) -> str:
-    """The proxy a search uses when it names none: the strategy's, the space's, or diswot."""
+    """The proxy a search uses when it names none: the strategy's, the space's, or ``kd``
+    (on distillation ground truth it ranks students above size, and DisWOT far below both:
+    README "KD-aware ranking"; ``diswot`` stays one flag away)."""
     from searchkd.registry import STRATEGIES
 
     import searchkd.strategies  # noqa: F401  (registration)
@@ -254,11 +256,16 @@ def default_proxy(space: str, strategy: str) -> str:
     cls = STRATEGIES.get(strategy) if strategy in STRATEGIES else None
     if getattr(cls, "default_proxy", None):
         return cls.default_proxy
-    return "superlm" if _is_text_space(space) else "diswot"
+    return "superlm" if _is_text_space(space) else "kd"
 
 
-def default_data(space: str) -> str:
-    """The data a space is scored on when none is named: ``embedded`` images, or ``embedded-text``."""
+def default_data(space: str, strategy: str | None = None) -> str:
+    """The data a space is scored on when none is named: ``embedded`` images, or ``embedded-text``;
+    for ``darts``/``sd-darts`` the shared CIFAR-10 training file (they train on their data)."""
+    if strategy in ("darts", "sd-darts"):
+        from searchkd.strategies.darts import default_search_data
+
+        return default_search_data()
     return "embedded-text" if _is_text_space(space) else "embedded"
 
 

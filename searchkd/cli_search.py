@@ -19,6 +19,9 @@ _DARTS_FLAGS = (
     ("--supernet-width", int, "supernet channels C (default 16 on a GPU, 8 on a CPU)"),
     ("--supernet-cells", int, "supernet cells per stage N (default 5 on a GPU, 1 on a CPU)"),
     ("--images", int, "use at most this many images (a stratified subset), split train (w) / val (α)"),
+    ("--order", int, "1: first-order DARTS (DARTS-V1, default); 2: second order (DARTS-V2)"),
+    ("--train-teacher", int, "with --teacher: train it this many epochs on the search's w half first "
+     "(kept in OUT/teacher/); a teacher needs this or --teacher-weights"),
     ("--sd-weight", float, "sd-darts: weight λ of the self-distillation term (default 1)"),
     ("--sd-teachers", int, "sd-darts: K, how many previous supernets vote (default 2)"),
     ("--sd-temperature", float, "sd-darts: temperature T of the vote and the KL (default 3)"),
@@ -45,7 +48,7 @@ def _darts_options(args: argparse.Namespace) -> dict[str, Any]:
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("search", help="search a space for the student that distils best")
     p.add_argument("--space", default="nb201", help="search space (default nb201), or nni:MODULE:ATTR (an NNI ModelSpace)")
-    p.add_argument("--proxy", help="proxy, or several comma-separated (combined by --combine); default: diswot, "
+    p.add_argument("--proxy", help="proxy, or several comma-separated (combined by --combine); default: kd, "
                    "or superlm for bert-* spaces and the autodistil strategy")
     p.add_argument("--strategy", default="evolution", help="random, evolution, nsga2, autodistil, darts, sd-darts (see `searchkd list strategies`)")
     p.add_argument("--teacher", help="teacher name, SPACE:ARCH, or auto (needs --teacher-candidates, --max-params)")
@@ -118,22 +121,14 @@ def register(sub: Any, common: Any) -> None:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from searchkd import api
-    from searchkd.cli_score import resolve_teacher_arg
-
     if args.ray_address and args.runner != "ray":
         raise SearchKDError("--ray-address needs --runner ray")
-    res = api.search(space=args.space, proxy=args.proxy, strategy=args.strategy, budget=args.budget, seed=args.seed,
-                     teacher=resolve_teacher_arg(args), teacher_weights=args.teacher_weights,
-                     data=args.data,
-                     supernet=args.supernet, supernet_steps=args.supernet_steps,
-                     supernet_init=args.supernet_init, supernet_lr=args.supernet_lr,
-                     batch_size=args.batch_size, device=args.device, objectives=tuple(_csv(args.objectives)),
-                     max_params=args.max_params, combine=args.combine, out=args.out, resume=args.resume,
-                     runner=args.runner, ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
-                     gpus_per_trial=args.gpus_per_trial, progress=False if args.quiet else None,
-                     ground_truth=args.ground_truth, column=args.column, dataset=args.dataset,
-                     **_strategy_options(args))
+    import warnings
+
+    with warnings.catch_warnings():  # searchkd's warnings (test images in --data) as one line each
+        warnings.simplefilter("default", UserWarning)
+        warnings.showwarning = _warning_lines(warnings.showwarning)
+        res = _search(args)
     b = res.best
     if b is None:
         why = ("every score was non-finite (the proxy failed on every architecture: NaN or ±inf)"
@@ -152,6 +147,23 @@ def _cmd_search(args: argparse.Namespace) -> int:
         ix = f" (NAS-Bench-201 index {gt['index']})" if "index" in gt else ""
         print(f"ground truth (looked up after the search): {gt['column']} {gt['value']} for the best arch{ix}")
     return 0
+
+
+def _search(args: argparse.Namespace) -> Any:
+    from searchkd import api
+    from searchkd.cli_score import resolve_teacher_arg
+
+    return api.search(space=args.space, proxy=args.proxy, strategy=args.strategy, budget=args.budget, seed=args.seed,
+                      teacher=resolve_teacher_arg(args), teacher_weights=args.teacher_weights,
+                      data=args.data,
+                      supernet=args.supernet, supernet_steps=args.supernet_steps,
+                      supernet_init=args.supernet_init, supernet_lr=args.supernet_lr,
+                      batch_size=args.batch_size, device=args.device, objectives=tuple(_csv(args.objectives)),
+                      max_params=args.max_params, combine=args.combine, out=args.out, resume=args.resume,
+                      runner=args.runner, ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
+                      gpus_per_trial=args.gpus_per_trial, progress=False if args.quiet else None,
+                      ground_truth=args.ground_truth, column=args.column, dataset=args.dataset,
+                      **_strategy_options(args))
 
 
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:

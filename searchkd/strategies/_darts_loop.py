@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,7 +19,7 @@ from searchkd.errors import SearchKDError, first_line
 from searchkd.io import append_jsonl, atomic_path, write_rows
 from searchkd.orchestrate import trials as tlog
 from searchkd.strategies.darts import CHECKPOINT, DartsOptions, _split, config_id, cosine_lr, data_id, write_alphas
-from searchkd.supernets.nb201_supernet import NB201Supernet
+from searchkd.supernets.nb201_supernet import NB201Supernet, frozen_stats, second_order_alpha_grad
 
 __all__ = ["DartsLoop"]
 
@@ -29,7 +30,7 @@ class DartsLoop:
     """One search: data, supernet, optimizers, optional teacher and snapshots, the checkpoint."""
 
     def __init__(self, config: Any, options: DartsOptions, out: Path, *, resume: bool = False) -> None:
-        from searchkd.data.images import to_tensors
+        from searchkd.distill.train import Images
         from searchkd.evaluate import resolve_device
         from searchkd.seeds import stream_seed
         from searchkd.spaces import get_space
@@ -40,14 +41,17 @@ class DartsLoop:
         train, val = _split(config)
         self.data_id = data_id(train, val)
         self.num_classes = max(train.num_classes, val.num_classes)
-        self.train = to_tensors(train.x, train.y, self.device)
-        self.val = to_tensors(val.x, val.y, self.device)
+        # uint8 N×3×H×W on the device, augmented and normalised per batch
+        self.train, self.val = (astuple(Images.from_set(part, self.device)) for part in (train, val))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stream_seed(config.seed, "student"))
             self.model = NB201Supernet(self.num_classes, options.width, options.cells).to(self.device)
+        # channels-last: ≈ 1.5–1.8× faster convolutions on a CPU (shared/REFERENCES.md), the same values
+        self.model.to(memory_format=torch.channels_last)
         self.teacher = self._teacher()
         o = options
-        self.w_opt = torch.optim.SGD(self.model.weights(), lr=o.w_lr, momentum=o.momentum, weight_decay=o.w_weight_decay)
+        self.w_opt = torch.optim.SGD(self.model.weights(), lr=o.w_lr, momentum=o.momentum, weight_decay=o.w_weight_decay,
+                                     nesterov=o.nesterov)
         self.a_opt = torch.optim.Adam([self.model.alphas], lr=o.a_lr, betas=(0.5, 0.999), weight_decay=o.a_weight_decay)
         self.snapshots: deque[dict[str, torch.Tensor]] = deque(maxlen=o.sd_teachers)
         self.epoch, self.seconds = 0, 0.0
@@ -67,10 +71,29 @@ class DartsLoop:
             torch.manual_seed(teacher_seed(self.config.seed))
             t = build_teacher(self.config.teacher, space="nb201", num_classes=self.num_classes,
                               weights=self.config.teacher_weights)
-        t.to(self.device).eval()
+        t.to(self.device)
+        if self.o.train_teacher:
+            self._train_teacher(t, teacher_seed(self.config.seed))
+        t.eval()
         for p in t.parameters():
             p.requires_grad_(False)
         return t
+
+    def _train_teacher(self, t: Any, seed: int) -> None:
+        """Train the teacher on the w half (searchkd's distillation trainer: SGD lr 0.1, cosine,
+        crop and flip); kept in ``OUT/teacher/`` and reused when the search resumes."""
+        from searchkd.distill.train import Images, TrainConfig, evaluate, train_model
+        from searchkd.io import write_json
+
+        meta = {"teacher": self.config.teacher, "data": self.data_id, "part": "w half"}
+        rec = train_model(t, Images(self.train[0], self.train[1]),
+                          config=TrainConfig(epochs=int(self.o.train_teacher), seed=seed),
+                          ckpt_dir=self.out / "teacher", resume=True, meta=meta, progress=False,
+                          label=f"teacher {self.config.teacher}")
+        acc = evaluate(t, Images(self.val[0], self.val[1]))
+        write_json(self.out / "teacher.json", {"teacher": self.config.teacher, "epochs": self.o.train_teacher,
+                                               "trained_on": f"the w half ({len(self.train[1])} images)",
+                                               "accuracy_on_alpha_half": acc, "seconds": rec.get("seconds")})
 
     def _alpha_row(self, epoch: int) -> dict[str, Any]:
         a = self.model.alphas.detach()
@@ -92,8 +115,11 @@ class DartsLoop:
 
         from searchkd.strategies.sd_darts import vote
 
-        with torch.no_grad():
-            teachers = [functional_call(self.model, snap, (x,)) for snap in self.snapshots]
+        names = [n for n, _ in self.model.named_parameters()]
+        # train mode (batch statistics), as the supernet itself; neither the snapshots' nor the
+        # supernet's running statistics move
+        with torch.no_grad(), frozen_stats(self.model):
+            teachers = [functional_call(self.model, {n: snap[n] for n in names}, (x,)) for snap in self.snapshots]
             target = vote(teachers, self.o.sd_temperature, self.o.sd_voting)
         # kd_loss takes teacher logits: T·log p gives back p at temperature T
         return self.o.sd_weight * kd_loss(logits, self.o.sd_temperature * target, y, self.o.sd_temperature, 1.0)
@@ -110,40 +136,101 @@ class DartsLoop:
         else:
             self.snapshots.append({k: v.detach().clone() for k, v in state.items()})
 
-    def step(self, xv: torch.Tensor, yv: torch.Tensor, xt: torch.Tensor, yt: torch.Tensor) -> float:
-        """One DARTS step: α on the validation batch, then w on the train batch; the w loss."""
-        m, o = self.model, self.o
-        self.a_opt.zero_grad(set_to_none=True)
-        logits = m(xv)
-        loss_a = F.cross_entropy(logits, yv) + self._kd(logits, xv, yv)
-        loss_a.backward(inputs=[m.alphas])
-        self.a_opt.step()
+    def _w_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        return F.cross_entropy(logits, y) + self._sd(logits, x, y) + self._kd(logits, x, y)
+
+    def _a_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        return F.cross_entropy(logits, y) + self._kd(logits, x, y)
+
+    def _w_step(self, xt: torch.Tensor, yt: torch.Tensor) -> float:
         self.w_opt.zero_grad(set_to_none=True)
-        logits = m(xt)
-        loss = F.cross_entropy(logits, yt) + self._sd(logits, xt, yt) + self._kd(logits, xt, yt)
-        weights = m.weights()
+        loss = self._w_loss(xt, yt)
+        weights = self.model.weights()
         loss.backward(inputs=weights)
-        torch.nn.utils.clip_grad_norm_(weights, o.grad_clip)
+        torch.nn.utils.clip_grad_norm_(weights, self.o.grad_clip)
         self.w_opt.step()
         return float(loss.detach())
 
+    def _a_step(self, xv: torch.Tensor, yv: torch.Tensor, xt: torch.Tensor, yt: torch.Tensor) -> None:
+        m = self.model
+        self.a_opt.zero_grad(set_to_none=True)
+        if self.o.order == 2:
+            g = self.w_opt.param_groups[0]
+            weights = m.weights()
+            grad, _ = second_order_alpha_grad(
+                m, m.alphas, weights, lambda: self._w_loss(xt, yt), lambda: self._a_loss(xv, yv), lr=g["lr"],
+                weight_decay=g["weight_decay"], momentum=g["momentum"],
+                momentum_bufs=[self.w_opt.state.get(p, {}).get("momentum_buffer") for p in weights])
+            m.alphas.grad = grad
+        else:
+            self._a_loss(xv, yv).backward(inputs=[m.alphas])
+        self.a_opt.step()
+
+    def step(self, xv: torch.Tensor, yv: torch.Tensor, xt: torch.Tensor, yt: torch.Tensor) -> float:
+        """One DARTS step on an α-half batch (``xv``) and a w-half batch (``xt``); the w loss.
+
+        Order 1: w, then α at the new w (NB201's DARTS-V1). Order 2: α by the unrolled
+        gradient, then w (NB201's DARTS-V2)."""
+        if self.o.order == 2:
+            self._a_step(xv, yv, xt, yt)
+            return self._w_step(xt, yt)
+        loss = self._w_step(xt, yt)
+        self._a_step(xv, yv, xt, yt)
+        return loss
+
+    def batch(self, part: tuple[torch.Tensor, torch.Tensor], idx: torch.Tensor,
+              gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``idx`` of a part, augmented from ``gen`` (None: as they are), normalised."""
+        from searchkd.data.images import normalize
+        from searchkd.distill.augment import random_crop_flip
+
+        x = part[0][idx].float().div_(255)
+        if gen is not None:
+            x = random_crop_flip(x, gen)
+        return normalize(x).contiguous(memory_format=torch.channels_last), part[1][idx]
+
+    def batches(self, epoch: int) -> Any:
+        """Epoch ``epoch``'s steps: ``(xv, yv, xt, yt)``, orders and augmentation from ``(seed, epoch)``."""
+        b = int(self.config.batch_size)
+        n_t, n_v = len(self.train[1]), len(self.val[1])
+        rng = np.random.default_rng([int(self.config.seed), 201, epoch])
+        pt = torch.from_numpy(rng.permutation(n_t)).to(self.device)
+        pv = torch.from_numpy(rng.permutation(n_v)).to(self.device)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62))) if self.o.augment else None
+        for s in range(min(n_t, n_v) // b):
+            xt, yt = self.batch(self.train, pt[s * b:(s + 1) * b], gen)
+            xv, yv = self.batch(self.val, pv[s * b:(s + 1) * b], gen)
+            yield xv, yv, xt, yt
+
     @torch.no_grad()
     def evaluate(self, hard: list[int] | None = None) -> tuple[float, float]:
-        """(accuracy %, mean cross-entropy) on the validation part: the supernet, or with ``hard``
-        the derived network with the supernet's weights."""
-        x, y = self.val
+        """(accuracy %, mean cross-entropy) on the un-augmented α half in eval mode (NB201's
+        ``valid_func``): the supernet, or with ``hard`` the derived network with its weights."""
+        n = len(self.val[1])
         correct, loss = 0, 0.0
-        for a in range(0, len(y), EVAL_BATCH):
-            logits = self.model(x[a:a + EVAL_BATCH], hard)
-            loss += float(F.cross_entropy(logits, y[a:a + EVAL_BATCH], reduction="sum"))
-            correct += int((logits.argmax(1) == y[a:a + EVAL_BATCH]).sum())
-        return 100.0 * correct / len(y), loss / len(y)
+        was = self.model.training
+        self.model.eval()
+        for a in range(0, n, EVAL_BATCH):
+            x, y = self.batch(self.val, torch.arange(a, min(a + EVAL_BATCH, n), device=self.device), None)
+            logits = self.model(x, hard)
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+        self.model.train(was)
+        return 100.0 * correct / n, loss / n
 
     def val_loss(self, n: int = EVAL_BATCH) -> Callable[[], torch.Tensor]:
-        """A closure: the supernet's cross-entropy on the first ``n`` validation images (for
+        """A closure: the supernet's cross-entropy on the first ``n`` un-augmented α-half images, in
+        train mode (as α is trained) with the running statistics left alone (for
         :func:`~searchkd.supernets.nb201_supernet.dominant_eigenvalue`)."""
-        x, y = self.val[0][:n], self.val[1][:n]
-        return lambda: F.cross_entropy(self.model(x), y)
+        x, y = self.batch(self.val, torch.arange(min(n, len(self.val[1])), device=self.device), None)
+
+        def loss() -> torch.Tensor:
+            with frozen_stats(self.model):
+                return F.cross_entropy(self.model(x), y)
+
+        return loss
 
     # ---- the loop -----------------------------------------------------------------------------
     def run(self, progress: bool | None = None, callback: Callable[[int, "DartsLoop"], None] | None = None) -> dict[str, Any]:
@@ -152,8 +239,7 @@ class DartsLoop:
         cfg, o = self.config, self.o
         epochs, b = int(cfg.budget), int(cfg.batch_size)
         self._rewrite_log()
-        n_t, n_v = len(self.train[1]), len(self.val[1])
-        steps = min(n_t, n_v) // b
+        steps = min(len(self.train[1]), len(self.val[1])) // b
         bar = Progress(epochs, cfg.strategy, enabled=progress)
         bar.moveto(self.epoch)
         self.model.train()
@@ -162,13 +248,9 @@ class DartsLoop:
             lr = cosine_lr(self.epoch, epochs, o.w_lr, o.w_lr_min)
             for g in self.w_opt.param_groups:
                 g["lr"] = lr
-            rng = np.random.default_rng([int(cfg.seed), 201, self.epoch])
-            pt = torch.from_numpy(rng.permutation(n_t)).to(self.device)
-            pv = torch.from_numpy(rng.permutation(n_v)).to(self.device)
             total = 0.0
-            for s in range(steps):
-                it, iv = pt[s * b:(s + 1) * b], pv[s * b:(s + 1) * b]
-                total += self.step(self.val[0][iv], self.val[1][iv], self.train[0][it], self.train[1][it])
+            for s, (xv, yv, xt, yt) in enumerate(self.batches(self.epoch)):
+                total += self.step(xv, yv, xt, yt)
                 if o.sd_interval and (self.epoch * steps + s + 1) % o.sd_interval == 0:
                     self._snapshot()
             if not o.sd_interval:  # one snapshot per epoch: the teachers are the previous epochs' supernets
@@ -184,7 +266,7 @@ class DartsLoop:
             cost = self.space.cost(cell)
             self.records.append({"i": self.epoch - 1, "arch": cell, "scores": {
                 "derived_acc": der_acc, "supernet_acc": sup_acc, "val_loss": sup_loss, "train_loss": total / max(steps, 1)},
-                "params": cost["params"], "flops": cost["flops"], "seconds": seconds, "epoch": self.epoch,
+                "params": cost["params"], "flops": cost["flops"], "seconds": seconds, "epoch": self.epoch, "lr": lr,
                 "alpha_softmax": F.softmax(self.model.alphas.detach(), -1).cpu().tolist()})
             self.alphas.append(self._alpha_row(self.epoch))
             self._save(self.out / CHECKPOINT)  # first: a record is never logged ahead of its checkpoint
@@ -227,3 +309,4 @@ class DartsLoop:
         self.snapshots.extend(state["snapshots"])
         self.epoch, self.seconds = int(state["epoch"]), float(state["seconds"])
         self.records, self.alphas = json.loads(state["records"]), json.loads(state["alphas"])
+

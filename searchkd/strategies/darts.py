@@ -1,5 +1,8 @@
 """DARTS on NAS-Bench-201: Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search"
-(ICLR 2019), first order, on the supernet of :mod:`searchkd.supernets.nb201_supernet`.
+(ICLR 2019), first order (DARTS-V1) or second order (DARTS-V2, ``order`` 2), on the supernet of
+:mod:`searchkd.supernets.nb201_supernet`, with NAS-Bench-201's settings (Dong & Yang, ICLR 2020;
+D-X-Y/AutoDL-Projects: ``configs/nas-benchmark/algos/DARTS.config``, ``exps/NAS-Bench-201-algos/
+DARTS-V1.py`` / ``DARTS-V2.py``, ``xautodl/datasets/get_dataset_with_transform.py``).
 
 A weight-sharing strategy with its own epoch loop (no ask/tell). The search driver
 (:func:`searchkd.orchestrate.run_search`) checks the config (:meth:`DartsSearch.check`) and runs
@@ -7,24 +10,44 @@ A weight-sharing strategy with its own epoch loop (no ask/tell). The search driv
 ``trials.jsonl`` the loop appends to: one record per epoch (the derived cell, its accuracy with
 the supernet's weights, the supernet's, α's softmax). ``best`` is the cell derived at the end.
 
-The images (``--data``, at most ``images`` of them, a stratified seeded subset) are split into
-a train half for the network weights w and a validation half for α, from the ``split`` seed
-stream. Each step first moves α on a validation batch (Adam, lr 3e-4, betas (0.5, 0.999),
-weight decay 1e-3), then w on a train batch (SGD, momentum 0.9, weight decay 3e-4, lr
-0.025 cosine to 0.001 over the epochs, gradient norm clipped at 5): NAS-Bench-201's DARTS-V1
-settings. First order: α's gradient is taken at the current w (no unrolled step).
+**Data.** By default CIFAR-10 *training* images (``../shared/data/images/cifar10_train_25k.npz``,
+:func:`default_search_data`), as NB201 searches on its training set; a search on the shared
+CIFAR-10 *test* files (found by checksum) warns, since NB201's accuracies were measured on them.
+The images (at most ``images`` of them, a stratified seeded subset) are split in halves, w and
+α, from the ``split`` seed stream; both halves get NB201's augmentation (random crop 32 after
+4 pixels of zero padding, horizontal flip; ``augment``), drawn from ``(seed, epoch)``.
 
-**Teacher-guided** (``--teacher``, off by default): a KD term toward a real searchkd teacher,
+**NB201's settings** (the defaults): w by SGD, lr 0.025, momentum 0.9, Nesterov, weight decay
+5e-4, gradient norm clipped at 5, batch 64; lr cosine from 0.025 towards 0.001 with T_max the
+epoch count, indexed by the epoch: NB201's scheduler is updated every step, but its cosine reads
+only the epoch (``CosineAnnealingLR.get_lr`` uses ``current_epoch``; ``current_iter`` only in
+warm-up, which DARTS.config sets to 0), so the rate is constant within an epoch, as here. α by
+Adam, lr 3e-4, betas (0.5, 0.999), weight decay 1e-3. Order 1: each step moves w on a w-half
+batch, then α on an α-half batch at the new w (``DARTS-V1.py``). Order 2: α first, by the
+unrolled gradient (:func:`~searchkd.supernets.nb201_supernet.second_order_alpha_grad`), then w
+(``DARTS-V2.py``'s order). Validation (the per-epoch accuracies) runs in eval mode on the
+un-augmented α half, as NB201's ``valid_func``.
+
+**Departures from NB201's code**, declared: the clip is over w's gradients only (NB201 clips
+``network.parameters()``, whose α gradient then still holds the previous α step's); DARTS-V2's
+extra forward passes (unrolled, ±ε) leave the BN running statistics alone (NB201's ±ε passes
+update them); the mixed-op BNs track no running statistics (NB201's ``--track_running_stats``
+is a per-run argument); a subset of ``images`` and the 25k-image training file instead of the
+50k training set split 25k/25k by ``cifar-split.txt``.
+
+**Teacher-guided** (``--teacher``, off by default): a KD term toward a trained searchkd teacher,
 ``kd_weight · T² · KL(teacher ‖ supernet)`` at ``kd_temperature`` T, is added to both the w and
 the α loss, so α prefers the cell whose supernet output matches the teacher: the cell that
-distils best from it. The teacher is built on the ``teacher`` seed stream (random unless
-``--teacher-weights``) and never updated.
+distils best from it. The teacher needs trained weights: ``--teacher-weights``, or
+``train_teacher`` N (``--train-teacher N``) epochs on the search's w half first (searchkd's
+distillation trainer; kept in ``OUT/teacher/`` and reused on resume). Without either it is a
+one-line error: a random teacher would pull both losses toward noise.
 
 **Resume.** A checkpoint (``checkpoint.pt``: weights, α, both optimizers, the snapshots of
 SD-DARTS, the epoch records) is replaced atomically after every epoch, before the epoch's record
 is appended; a resumed run rewrites ``trials.jsonl`` from the checkpoint and carries on. Batch
-orders are drawn from ``(seed, epoch)`` and no step draws random numbers, so on a CPU a resumed
-search (even after SIGKILL) ends with the same α and cell as an uninterrupted one.
+orders and augmentation are drawn from ``(seed, epoch)``, so on a CPU a resumed search (even
+after SIGKILL) ends with the same α and cell as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -42,11 +65,17 @@ import numpy as np
 from searchkd.errors import SearchKDError
 from searchkd.registry import STRATEGIES
 
-__all__ = ["DartsSearch", "DartsOptions", "SUPERNET_SPACES"]
+__all__ = ["DartsSearch", "DartsOptions", "SUPERNET_SPACES", "default_search_data", "TEST_FILES"]
 
 #: spaces that have a DARTS supernet
 SUPERNET_SPACES = ("nb201",)
 CHECKPOINT, ALPHAS = "checkpoint.pt", "alphas.json"
+TRAIN_FILE = "cifar10_train_25k.npz"
+#: sha256 of the ``x`` array of the shared CIFAR-10 *test* files (``../shared/data/images``)
+TEST_FILES = {
+    "cifar10_test_1000.npz": "7389105d33aae0b525bd0e44164e3cd561b4af367189458b552cea6b7d209254",
+    "cifar10_test_10k.npz": "5a6aa8185204d80b65d3dfb540696dadd5f10d185ded226a96665d3e0fc6259f",
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +83,9 @@ class DartsOptions:
     """The strategy's options (``SearchConfig.options``); see the module docstring.
 
     ``width``/``cells``: the supernet's C and N (default: the benchmark's 16 and 5 on a GPU,
-    8 and 1 on a CPU, fixed in the config when the search starts). ``images``: use at most this
+    8 and 1 on a CPU, fixed in the config when the search starts). ``order``: 1 (DARTS-V1) or 2
+    (DARTS-V2). ``augment``: NB201's crop and flip on both halves. ``train_teacher``: epochs to
+    train ``--teacher`` on the w half first. ``images``: use at most this
     many images. ``val_fraction``: the share of them that trains α. ``split_seed``: draw the subset
     and the split from this seed's ``split`` stream instead of the search's (one split for several
     seeds, as the benchmark uses). ``sd_*``: SD-DARTS
@@ -63,13 +94,17 @@ class DartsOptions:
 
     width: int | None = None
     cells: int | None = None
+    order: int = 1
+    augment: bool = True
+    train_teacher: int | None = None
     images: int | None = None
     val_fraction: float = 0.5
     split_seed: int | None = None
     w_lr: float = 0.025
     w_lr_min: float = 0.001
     momentum: float = 0.9
-    w_weight_decay: float = 3e-4
+    nesterov: bool = True
+    w_weight_decay: float = 5e-4
     grad_clip: float = 5.0
     a_lr: float = 3e-4
     a_weight_decay: float = 1e-3
@@ -83,7 +118,8 @@ class DartsOptions:
 
 
 class DartsSearch:
-    """First-order DARTS (Liu et al. 2019) on the NB201 supernet; the derived cell is the argmax of α."""
+    """DARTS (Liu et al. 2019), first or second order, on the NB201 supernet with NAS-Bench-201's
+    settings; the derived cell is the argmax of α."""
 
     name = "darts"
     #: the score a search ranks by (the derived cell's accuracy with inherited weights)
@@ -132,13 +168,27 @@ class DartsSearch:
             raise SearchKDError(f"option sd_voting must be soft or hard, got {o.sd_voting!r}")
         if min(o.sd_weight, o.kd_weight) < 0 or min(o.sd_temperature, o.kd_temperature) <= 0:
             raise SearchKDError("sd_weight and kd_weight must be ≥ 0, the temperatures > 0")
+        if o.order not in (1, 2) or isinstance(o.order, bool):
+            raise SearchKDError(f"option order must be 1 or 2 (first- or second-order DARTS), got {o.order!r}")
+        if o.train_teacher is not None:
+            if isinstance(o.train_teacher, bool) or not (isinstance(o.train_teacher, int) and o.train_teacher >= 1):
+                raise SearchKDError(f"--train-teacher must be a positive number of epochs, got {o.train_teacher!r}")
+            if config.teacher is None:
+                raise SearchKDError("--train-teacher trains the --teacher of a teacher-guided search: give --teacher")
+            if config.teacher_weights is not None:
+                raise SearchKDError("give --teacher-weights or --train-teacher, not both")
         if config.teacher is not None:
             from searchkd.teachers import resolve_teacher
 
             resolve_teacher(config.teacher, config.space)
+            if config.teacher_weights is None and o.train_teacher is None:
+                raise SearchKDError(f"--teacher {config.teacher} has no trained weights: give --teacher-weights PATH or "
+                                    "--train-teacher EPOCHS (trained on the search's w half); a random teacher "
+                                    "would guide the search toward noise")
         config = replace(config, options={k: v for k, v in asdict(o).items() if v != getattr(DartsOptions, k)
                                           or k in ("width", "cells")})
         _split(config)  # too few images is bad input, found before anything is written
+        warn_test_images(config.data)
         return config
 
     @classmethod
@@ -171,6 +221,38 @@ def _split(config: Any) -> tuple[Any, Any]:
                             f"leave fewer than one batch ({config.batch_size}) in a part; give more images or a "
                             "smaller --batch-size")
     return train, val
+
+
+def default_search_data() -> str:
+    """``npz:`` of the shared CIFAR-10 training file (beside the project, or under the working
+    directory's parent); :class:`SearchKDError` if it is in neither place."""
+    here = Path(__file__).resolve().parents[2]
+    for root in (here.parent, Path.cwd().parent, Path.cwd()):
+        path = root / "shared" / "data" / "images" / TRAIN_FILE
+        if path.is_file():
+            return f"npz:{path}"
+    raise SearchKDError(f"darts and sd-darts search on CIFAR-10 training images by default, but {TRAIN_FILE} is not "
+                        "in ../shared/data/images; give --data (npz:PATH, cifar10:DIR …)")
+
+
+def warn_test_images(data: str) -> None:
+    """A one-line warning when ``data`` is one of the shared CIFAR-10 test files (by checksum):
+    NB201's accuracies, by which a derived cell is judged, were measured on those images."""
+    import warnings
+
+    kind, _, path = str(data).partition(":")
+    if kind != "npz" or not Path(path).is_file() or Path(path).stat().st_size > 64 << 20:
+        return
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            digest = hashlib.sha256(np.ascontiguousarray(z["x"]).tobytes()).hexdigest()
+    except Exception:  # a bad file is reported where it is read
+        return
+    name = next((n for n, h in TEST_FILES.items() if h == digest), None)
+    if name is not None:
+        warnings.warn(f"--data holds the CIFAR-10 test images of {name}, on which NAS-Bench-201 measured the "
+                      f"accuracies a derived cell is judged by: search on training images ({TRAIN_FILE}, the "
+                      "default)", UserWarning, stacklevel=2)
 
 
 def data_id(train: Any, val: Any) -> str:
@@ -231,5 +313,5 @@ def config_id(config: Any) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
-STRATEGIES.register("darts", DartsSearch, description="DARTS (Liu et al. 2019), first order, on the NB201 supernet; "
-                    "--budget counts epochs")
+STRATEGIES.register("darts", DartsSearch, description="DARTS (Liu et al. 2019), first or second order (--order), "
+                    "on the NB201 supernet with NAS-Bench-201's settings; --budget counts epochs")

@@ -5,10 +5,11 @@ NAS-Bench-201 skeleton as the benchmark's own DARTS baseline sets it up (Dong & 
 2020): one architecture parameter α (6 edges × 5 ops) shared by every cell of every stage;
 edge k of a cell outputs Σ_o softmax(α_k)_o · op_o(x). The skeleton (stem, residual reduction
 blocks, BN-ReLU, classifier) and the ops are those of the evaluation network
-(:mod:`searchkd.spaces._nb201_net`), built with BN without a learnt scale in the mixed ops and
-without running statistics anywhere, as the benchmark's DARTS search runs: a BN always
-normalises with the batch's statistics, so the supernet has no buffers and a snapshot of it is
-its parameters alone.
+(:mod:`searchkd.spaces._nb201_net`). BatchNorm as in the benchmark's ``TinyNetworkDarts``: the
+mixed ops' BNs have no learnt scale and (NB201's ``--track_running_stats 0``) no running
+statistics; the stem, last-activation and residual-block BNs are plain ``BatchNorm2d`` (learnt
+scale, running statistics). NB201's script takes the mixed-op tracking as an argument (0 or 1);
+searchkd fixes it at 0, so a mixed op always normalises with its batch's statistics.
 
 **Derivation** is the argmax of α on each edge, written as the official cell string. As in
 NAS-Bench-201's DARTS, ``none`` is a candidate like any other: a cell whose edges derive
@@ -20,11 +21,14 @@ edge: the derived network evaluated with the supernet's (inherited) weights.
 :func:`hvp` and :func:`dominant_eigenvalue` measure sharpness: the Hessian of a loss with
 respect to α applied to a vector by double back-propagation, and its largest-magnitude
 eigenvalue by power iteration (Zela et al., "Understanding and Robustifying DARTS", ICLR 2020).
+:func:`second_order_alpha_grad` is DARTS-V2's α gradient (the unrolled step and the
+finite-difference Hessian-vector product of Liu et al., Eq. 7-8, as NB201's ``DARTS-V2.py``).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +37,8 @@ from torch import nn
 from searchkd.spaces._nb201_net import OPS, TinyNetwork, cell_forward, make_op
 from searchkd.spaces.nb201 import EDGES, format_cell
 
-__all__ = ["MixedOp", "MixedCell", "NB201Supernet", "derive", "hvp", "dominant_eigenvalue", "OPS", "EDGES"]
+__all__ = ["MixedOp", "MixedCell", "NB201Supernet", "derive", "hvp", "dominant_eigenvalue", "frozen_stats",
+           "second_order_alpha_grad", "OPS", "EDGES"]
 
 
 class MixedOp(nn.Module):
@@ -76,7 +81,7 @@ class NB201Supernet(TinyNetwork):
     """
 
     def __init__(self, num_classes: int = 10, C: int = 16, N: int = 5) -> None:
-        super().__init__([0] * len(EDGES), num_classes, C, N, make_cell=MixedCell, track=False)
+        super().__init__([0] * len(EDGES), num_classes, C, N, make_cell=MixedCell, track=True)
         self.alphas = nn.Parameter(1e-3 * torch.randn(len(EDGES), len(OPS)))
 
     def weights(self) -> list[nn.Parameter]:
@@ -129,3 +134,57 @@ def dominant_eigenvalue(loss_fn: Callable[[], torch.Tensor], param: torch.Tensor
             return new
         lam = new
     return lam
+
+
+@contextmanager
+def frozen_stats(model: nn.Module) -> Iterator[None]:
+    """Forward passes inside leave every BN's running statistics as they were (momentum 0), so a
+    measurement or an extra forward in train mode does not change the model."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (mom, n) in zip(bns, saved):
+            m.momentum = mom
+            m.num_batches_tracked.copy_(n)
+
+
+def second_order_alpha_grad(model: nn.Module, alphas: torch.Tensor, weights: Sequence[torch.Tensor],
+                            w_loss: Callable[[], torch.Tensor], a_loss: Callable[[], torch.Tensor], *,
+                            lr: float, weight_decay: float, momentum: float,
+                            momentum_bufs: Sequence[torch.Tensor | None], r: float = 1e-2) -> tuple[torch.Tensor, float]:
+    """DARTS-V2's α gradient (Liu et al. 2019, Eq. 7-8) and the α loss at the unrolled weights.
+
+    w' = w − lr·(momentum·buf + ∇_w L_train(w) + weight_decay·w) (one SGD step as NB201's
+    ``DARTS-V2.py`` unrolls it: plain momentum, no Nesterov, no clipping); then
+    ∇_α L_val(w', α) − lr · [∇_α L_train(w⁺, α) − ∇_α L_train(w⁻, α)] / (2ε), w^± = w ± ε·∇_{w'} L_val,
+    ε = r / ‖∇_{w'} L_val‖. ``w_loss``/``a_loss`` are closures over the model's current parameters;
+    every forward runs under :func:`frozen_stats`, and ``weights`` are restored exactly.
+    """
+    weights = list(weights)
+    saved = [w.detach().clone() for w in weights]
+    with frozen_stats(model):
+        grads = torch.autograd.grad(w_loss(), weights)
+        with torch.no_grad():
+            for w, g, buf in zip(weights, grads, momentum_bufs):
+                step = g + weight_decay * w
+                if buf is not None:
+                    step = step + momentum * buf
+                w.sub_(lr * step)
+        loss = a_loss()
+        ga, *gw = torch.autograd.grad(loss, [alphas, *weights])
+        eps = float(r / torch.cat([g.reshape(-1) for g in gw]).norm().clamp_min(1e-12))
+        hv = []
+        for sign in (1.0, -1.0):  # w + ε v, then w − ε v
+            with torch.no_grad():
+                for w, w0, v in zip(weights, saved, gw):
+                    w.copy_(w0).add_(v, alpha=sign * eps)
+            (g,) = torch.autograd.grad(w_loss(), [alphas])
+            hv.append(g)
+        with torch.no_grad():
+            for w, w0 in zip(weights, saved):
+                w.copy_(w0)
+    return ga - lr * (hv[0] - hv[1]) / (2 * eps), float(loss.detach())

@@ -21,12 +21,9 @@ from searchkd.orchestrate import run_search  # noqa: E402
 from searchkd.spaces.nb201 import parse_cell  # noqa: E402
 from searchkd.strategies.sd_darts import vote  # noqa: E402
 
+from _darts_tiny import TINY, TINY_FLAGS, assert_step_matches, hand_step, make_loop  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-# a tiny search: 192 digits split 96/96, batches of 32 (3 steps an epoch), C=4, N=1
-TINY = {"space": "nb201", "proxy": "derived_acc", "data": "embedded", "batch_size": 32, "device": "cpu",
-        "options": {"width": 4, "cells": 1, "images": 192}}
-TINY_FLAGS = ["--data", "embedded", "--batch-size", "32", "--device", "cpu", "--supernet-width", "4",
-              "--supernet-cells", "1", "--images", "192", "--quiet"]
 
 
 @pytest.fixture(autouse=True)
@@ -74,14 +71,27 @@ def test_one_epoch_on_a_tiny_supernet_changes_alpha(tmp_path):
     rec = json.loads((tmp_path / "s" / "trials.jsonl").read_text().splitlines()[0])
     assert rec["arch"] == r.best.arch and set(rec["scores"]) >= {"derived_acc", "supernet_acc"}
     assert len(rec["alpha_softmax"]) == 6 and math.isclose(sum(rec["alpha_softmax"][0]), 1.0, rel_tol=1e-5)
+    # α moves by the α batch's gradient, downhill, after the w step: one step against a hand computation
+    loop = make_loop(tmp_path / "h")
+    xv, yv, xt, yt = next(loop.batches(0))
+    want = hand_step(loop, xv, yv, xt, yt)
+    loop.step(xv, yv, xt, yt)
+    assert_step_matches(loop, want)
 
 
 def test_teacher_guided_search_runs(tmp_path):
-    r = run_search({**TINY, "strategy": "darts", "budget": 1, "teacher": "resnet_cifar:1-1-1"}, tmp_path / "t")
+    r = run_search({**TINY, "strategy": "darts", "budget": 1, "teacher": "resnet_cifar:1-1-1",
+                    "options": {**TINY["options"], "train_teacher": 1}}, tmp_path / "t")
     plain = run_search({**TINY, "strategy": "darts", "budget": 1}, tmp_path / "p")
     a = json.loads((tmp_path / "t" / "alphas.json").read_text())["epochs"][1]["alpha"]
     b = json.loads((tmp_path / "p" / "alphas.json").read_text())["epochs"][1]["alpha"]
     assert a != b and r.config["teacher"] == "resnet_cifar:1-1-1" and plain.config["teacher"] is None
+    # both losses gain + kd_weight·T²·KL(teacher ‖ supernet): one step against a hand computation
+    loop = make_loop(tmp_path / "h", teacher="resnet_cifar:1-1-1", train_teacher=1)
+    xv, yv, xt, yt = next(loop.batches(0))
+    want = hand_step(loop, xv, yv, xt, yt, teacher=loop.teacher)
+    loop.step(xv, yv, xt, yt)
+    assert_step_matches(loop, want)
 
 
 def _final(out: Path) -> tuple[list, list]:
@@ -143,6 +153,10 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path):
     (["--images", "40"], "fewer than one batch"),
     (["--sd-voting", "loud"], "sd_voting must be soft or hard"),
     (["--proxy", "synflow"], "--proxy is not used"),
+    (["--teacher", "resnet_cifar:1-1-1"], "has no trained weights: give --teacher-weights PATH or --train-teacher"),
+    (["--train-teacher", "2"], "give --teacher"),
+    (["--train-teacher", "0", "--teacher", "resnet20"], "--train-teacher must be a positive number of epochs"),
+    (["--order", "3"], "order must be 1 or 2"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, extra, message):
     argv = ["search", "--space", "nb201", "--strategy", "sd-darts", "--budget", "1", *TINY_FLAGS, "--out", str(tmp_path / "x")]
@@ -180,12 +194,32 @@ def test_darts_refuses_sd_options():
         run_search({**TINY, "strategy": "darts", "budget": 1, "options": {**TINY["options"], "sd_weight": 1.0}}, "/nonexistent/x")
 
 
-def test_sd_term_changes_the_search_with_epoch_teachers(tmp_path):
-    base = {**TINY, "budget": 2}
+@pytest.mark.parametrize("interval", [0, 1])
+def test_sd_term_changes_the_search_with_epoch_teachers(tmp_path, interval):
+    base = {**TINY, "budget": 3}
     run_search({**base, "strategy": "darts"}, tmp_path / "d")
-    run_search({**base, "strategy": "sd-darts", "options": {**TINY["options"], "sd_interval": 0}}, tmp_path / "s")
+    from searchkd.orchestrate.driver import prepare
+
+    plan = prepare({**base, "strategy": "sd-darts", "options": {**TINY["options"], "sd_interval": interval}})
+    (tmp_path / "s").mkdir()
+    ends, checked = [], []
+
+    def check(epoch, loop):  # the K=2 teachers are always the two newest supernets
+        ends.append({k: v.clone() for k, v in loop.model.state_dict().items()})
+        snaps = list(loop.snapshots)
+        assert len(snaps) == 2 if (interval or epoch >= 2) else len(snaps) == 1
+        assert all(torch.equal(snaps[-1][k], v) for k, v in ends[-1].items()), "the newest snapshot is stale"
+        if interval == 0 and epoch >= 2:  # one per epoch: the previous epoch's end
+            assert all(torch.equal(snaps[-2][k], v) for k, v in ends[-2].items())
+        if interval and epoch >= 2:  # one per step: not the previous epoch's end any more
+            assert not all(torch.equal(snaps[-2][k], v) for k, v in ends[-2].items())
+        checked.append(epoch)
+
+    plan.strategy_cls.run(plan.config, str(tmp_path / "s"), callback=check)
+    assert checked == [1, 2, 3]
     (rd, ad), (rs, as_) = _final(tmp_path / "d"), _final(tmp_path / "s")
-    assert ad[1] == as_[1]  # epoch 1: no snapshot yet, so the same as DARTS
+    if interval == 0:
+        assert ad[1] == as_[1]  # epoch 1: no snapshot yet, so the same as DARTS
     assert ad[2] != as_[2] and rd[1]["scores"] != rs[1]["scores"]
 
 
