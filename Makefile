@@ -19,7 +19,7 @@ $(BIN)/searchkd: pyproject.toml constraints-cpu.txt
 venv: $(BIN)/searchkd
 
 demo: venv
-	$(BIN)/searchkd search --space nb201 --proxy diswot --strategy evolution --budget 100 --out $(DEMO_OUT) --resume
+	$(BIN)/searchkd search --space nb201 --proxy kd --strategy evolution --budget 100 --out $(DEMO_OUT) --resume
 	@echo "searchkd is installed in $(VENV), not on PATH: run $(BIN)/searchkd --help, or . $(BIN)/activate first"
 
 test: venv

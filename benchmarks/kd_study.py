@@ -440,11 +440,17 @@ def pilot(scale: Scale = SCALE, archs: list[str] | None = None) -> None:
     """One run's cost: by default the smallest, a middle and the largest student, alone, seed 0."""
     import torch
 
+    from searchkd.io import write_json
+
     torch.set_num_threads(1)
     sets = load_sets(scale)
+    path = OUT / "kd_study_pilot.json"
+    rec = json.loads(path.read_text()) if path.is_file() else {"rows": []}
     for s in archs or ("1-1-1", "3-3-3", "7-7-7"):
         row = run_one(s, "none", 0, scale, sets, {})
         print(json.dumps(row), flush=True)
+        rec["rows"] = [r for r in rec["rows"] if (r["scale"], r["student"]) != (row["scale"], s)] + [row]
+        write_json(path, rec)
 
 
 def main(argv: list[str] | None = None) -> int:

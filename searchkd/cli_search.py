@@ -92,6 +92,10 @@ def register(sub: Any, common: Any) -> None:
     d.add_argument("--controls", type=int, default=4, help="random control students (default 4)")
     d.add_argument("--epochs", type=int, default=30)
     d.add_argument("--steps", type=int, help="BERT spaces: distillation steps per student (default: the SuperLM's)")
+    d.add_argument("--task", help="BERT spaces: fine-tune the top students and their controls (random init, truncated "
+                   "teacher, the teacher) on a labelled text task, pydoc-topics or csv:PATH (columns text,label), and "
+                   "add a downstream block to verify.json")
+    d.add_argument("--finetune-steps", type=int, help="with --task: fine-tuning steps per model and seed (default 300)")
     d.add_argument("--data", help="default: the search's data")
     d.add_argument("--teacher", help="default: the search's teacher")
     d.add_argument("--teacher-weights", help="a trained teacher's state dict (weights_only); whether it was trained "
@@ -234,7 +238,9 @@ def _distill(args: argparse.Namespace, api: Any) -> dict[str, Any]:
                        feature_losses=args.feature_losses, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        device=args.device, resume=args.resume, progress=False if args.quiet else None,
                        vanilla_best=args.vanilla_best, include=tuple(args.include), held_out=args.held_out,
-                       proxy=args.proxy, **({} if args.steps is None else {"steps": args.steps}))  # BERT only
+                       proxy=args.proxy, **({} if args.steps is None else {"steps": args.steps}),  # BERT only
+                       **({} if args.task is None else {"task": args.task}),
+                       **({} if args.finetune_steps is None else {"finetune_steps": args.finetune_steps}))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

@@ -71,3 +71,19 @@ def test_default_weights_are_the_published_fit():
     fit = json.loads(KD_JSON.read_text())["kd_fits"]["cv"]["fit_all"]
     assert (DEFAULT.zc, DEFAULT.w_zc, DEFAULT.w_diswot, DEFAULT.w_flops) == (
         fit["zc"], fit["w_zc"], fit["w_diswot"], fit["w_flops"])
+
+
+def test_kd_is_the_default_proxy_of_image_searches_in_the_api_the_config_and_the_cli():
+    """The README's first example, `searchkd search` and searchkd.search() agree (issue 22)."""
+    from searchkd.api import default_proxy
+    from searchkd.types import SearchConfig
+
+    assert default_proxy("nb201", "evolution") == default_proxy("resnet_cifar", "random") == "kd"
+    assert SearchConfig().proxy == "kd"
+    assert default_proxy("bert-tiny", "evolution") == "superlm"
+    import subprocess
+    import sys
+
+    help_text = subprocess.run([sys.executable, "-m", "searchkd", "search", "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    assert "default: kd" in " ".join(help_text.split())
