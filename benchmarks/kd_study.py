@@ -376,12 +376,14 @@ def proxy_scores(scale: Scale = SCALE, teachers: tuple[str, ...] = TEACHERS) -> 
 
 def study_inputs(csv_path: Path = CSV_PATH, scale: Scale = SCALE) -> dict[str, Any]:
     """The arguments of :func:`benchmarks.kd_study_analysis.analyse` for this study."""
+    from benchmarks.kd_study_analysis import seeds_available
     from searchkd.proxies.capacity_gap import pick_teacher
     from searchkd.spaces import get_space
 
     rows = [r for r in done_rows(csv_path) if r["scale"] == scale.name]
     with open(DEV_CSV) as f:
-        dev = {r["arch"]: float(r["kd_acc"]) for r in csv.DictReader(f)}
+        table = list(csv.DictReader(f))
+    dev = {k: {r["arch"]: float(r[f"{k}_acc"]) for r in table} for k in ("kd", "vanilla")}
     space = get_space("resnet_cifar")
     archs = students()
     teachers = [t for t in TEACHERS if (TEACHER_DIR / f"{t}-{scale.teacher_name}.pt").is_file()]
@@ -389,7 +391,7 @@ def study_inputs(csv_path: Path = CSV_PATH, scale: Scale = SCALE) -> dict[str, A
             "proxy_scores": proxy_scores(scale, tuple(teachers))["scores"] if teachers else None,
             "params": {a: space.cost(a)["params"] for a in archs},
             "law_pick": {a: pick_teacher(a, list(teachers), space="resnet_cifar").teacher for a in archs},
-            "n_seeds": len(SEEDS)}
+            "n_seeds": seeds_available(rows, teachers, len(SEEDS))}
 
 
 def verify(max_params: float, budget: int, seeds: tuple[int, ...] = SEEDS, teacher: str = "resnet56",

@@ -147,11 +147,21 @@ def teacher_choice(runs: dict[tuple[str, str], list[float]], students: list[str]
     return {"students": len(students), "law_is_best": agree, "law_within_2se": tied, "rows": rows}
 
 
-def analyse(rows: Rows, *, teachers: list[str], dev_truth: Mapping[str, float] | None = None,
+def seeds_available(rows: Rows, teachers: list[str], most: int = 3, min_students: int = 3) -> int:
+    """The most seeds (≤ ``most``) for which at least ``min_students`` students are complete."""
+    runs = runs_by(rows)
+    for n in range(most, 0, -1):
+        if len(complete(runs, ["none", *teachers], n)) >= min_students:
+            return n
+    return most
+
+
+def analyse(rows: Rows, *, teachers: list[str], dev_truth: Mapping[str, Mapping[str, float]] | None = None,
             proxy_scores: Mapping[str, Mapping[str, Mapping[str, float | None]]] | None = None,
             params: Mapping[str, float] | None = None, law_pick: Mapping[str, str] | None = None,
             n_seeds: int = 3) -> dict[str, Any]:
-    """Everything above from the study's rows; ``proxy_scores`` is teacher → proxy → student → score."""
+    """Everything above from the study's rows; ``proxy_scores`` is teacher → proxy → student → score,
+    ``dev_truth`` is {"kd": student → accuracy, "vanilla": student → accuracy} (DisWOT's)."""
     runs = runs_by(rows)
     conditions = ["none", *teachers]
     students = complete(runs, conditions, n_seeds)
@@ -166,10 +176,13 @@ def analyse(rows: Rows, *, teachers: list[str], dev_truth: Mapping[str, float] |
     out["interaction"] = interaction(runs, students, teachers)
     out["interaction_with_alone"] = interaction(runs, students, conditions)
     if dev_truth:
-        dev = [s for s in students if s in dev_truth]
+        dev = [s for s in students if s in dev_truth["kd"]]
         if len(dev) >= 3:
-            out["transfer"] = {c: {"n": len(dev), **rankings({"study": means[c]}, {s: dev_truth[s] for s in dev})["study"]}
-                               for c in conditions}
+            out["transfer"] = {}
+            for c in conditions:  # KD under a teacher against DisWOT's KD, alone against its alone
+                truth = dev_truth["vanilla" if c == "none" else "kd"]
+                out["transfer"][c] = {"n": len(dev), "against": "vanilla_acc" if c == "none" else "kd_acc",
+                                      **rankings({"study": means[c]}, {s: truth[s] for s in dev})["study"]}
     if proxy_scores and params:
         sizes = sorted(params[s] for s in students)
         budgets = [float(np.percentile(sizes, q)) for q in (25, 50, 75)]

@@ -159,3 +159,18 @@ def test_append_and_done_rows_resume(tmp_path):
     kd_study.append_row({**row, "seed": 1}, path)
     got = kd_study.done_rows(path)
     assert [r["seed"] for r in got] == ["0", "1"] and list(got[0]) == kd_study.COLUMNS
+
+
+def test_transfer_compares_kd_with_kd_and_alone_with_alone():
+    students, eff = _additive(6)
+    rows = _planted(eff, sigma=0.01)
+    up = {s: float(i) for i, s in enumerate(students)}
+    out = ana.analyse(rows, teachers=TEACHERS, dev_truth={"kd": up, "vanilla": {s: -v for s, v in up.items()}})
+    assert out["transfer"]["big"]["kendall"] == pytest.approx(1.0)
+    assert out["transfer"]["none"]["kendall"] == pytest.approx(-1.0) and out["transfer"]["none"]["against"] == "vanilla_acc"
+
+
+def test_seeds_available_falls_back_to_what_is_complete():
+    students, eff = _additive(4)
+    rows = [r for r in _planted(eff) if r["seed"] < 2]
+    assert ana.seeds_available(rows, TEACHERS) == 2
