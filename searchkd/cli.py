@@ -41,6 +41,29 @@ def _positive(text: str) -> int:
 _positive.__name__ = "positive integer"
 
 
+def _finite(text: str) -> float:
+    import math
+
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+_finite.__name__ = "finite number"
+
+
+def _finite_floats(sub: Any) -> None:
+    """Every ``type=float`` option of every command parses with :func:`_finite`: no flag takes
+    NaN or ±inf (a NaN weight trained to chance and still reported a best cell)."""
+    for parser in sub.choices.values():
+        for action in parser._actions:
+            if action.type is float:
+                action.type = _finite
+            elif isinstance(action, argparse._SubParsersAction):  # bench correlation
+                _finite_floats(action)
+
+
 def threads_for(args: argparse.Namespace) -> int:
     """The torch thread count of a command: ``--threads``, else ``$OMP_NUM_THREADS``, else 1."""
     import os
@@ -111,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_score.register(sub, _common)
     cli_search.register(sub, _common)
     cli_acm.register(sub, _common)
+    _finite_floats(sub)
     return parser
 
 
@@ -133,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "run", None) is None:
             parser.print_help()
             return 2
+        from searchkd.cli_rules import check_flags_apply
+
+        check_flags_apply(parser, args)  # a flag this command would ignore: one line, not silence
         if not hasattr(args, "threads"):  # list: no torch
             return int(args.run(args) or 0)
         with _Threads(threads_for(args)):

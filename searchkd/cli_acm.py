@@ -9,10 +9,15 @@ __all__ = ["register"]
 
 
 def _budgets(text: str) -> tuple[float, ...]:
-    return tuple(float(x) for x in text.split(",") if x.strip())
+    import math
+
+    values = tuple(float(x) for x in text.split(",") if x.strip())
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(text)
+    return values
 
 
-_budgets.__name__ = "comma-separated list of numbers"
+_budgets.__name__ = "comma-separated list of finite numbers"
 
 
 def register(sub: Any, common: Any) -> None:

@@ -77,10 +77,12 @@ def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, chec
 
         space = get_space(config.space)
     import searchkd.strategies  # noqa: F401  (registration)
+    from searchkd.orchestrate.applicable import check_applicable
     from searchkd.registry import STRATEGIES
 
     strategy_cls = STRATEGIES.get(config.strategy)
     if getattr(strategy_cls, "own_loop", False):  # a weight-sharing strategy with its own epoch loop (darts)
+        check_applicable(config)  # a setting this search would ignore or replace is refused, not dropped
         config = strategy_cls.check(config, space)
         return Plan(config, space, strategy_cls, Objectives(("proxy",), config.proxies), 1)
     if not (isinstance(strategy_cls, type) and hasattr(strategy_cls, "ask") and hasattr(strategy_cls, "tell")):
@@ -100,6 +102,7 @@ def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, chec
 
         for p in config.proxies:
             get_proxy(p)
+    check_applicable(config)
     objectives = Objectives(config.objectives, config.proxies, config.combine)
     strategy_cls.check_objectives(len(objectives.names))
     ask_size = strategy_cls.default_ask_size if config.ask_size is None else config.ask_size

@@ -1,0 +1,90 @@
+"""Issue 23: inputs a new user tried that ran and gave a wrong result, or said something
+misleading. Each is one line ``searchkd: error: …`` and exit 2 now (or the documented behaviour)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from searchkd.cli import build_parser, main
+
+
+def _float_flags() -> list[tuple[list[str], str]]:
+    """(command words, flag) for every option of every command that takes a real number."""
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, words: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, p in action.choices.items():
+                    walk(p, [*words, name])
+            elif getattr(action.type, "__name__", "") in ("float", "finite number") and action.option_strings:
+                found.append((words, action.option_strings[-1]))
+
+    walk(build_parser(), [])
+    return found
+
+
+FLOAT_FLAGS = _float_flags()
+
+
+def test_the_float_flags_are_found():
+    flags = {f for _, f in FLOAT_FLAGS}
+    assert {"--sd-weight", "--max-params", "--kd-weight", "--lr", "--cpus-per-trial"} <= flags, flags
+
+
+@pytest.mark.parametrize("words, flag", FLOAT_FLAGS, ids=[" ".join([*w, f]) for w, f in FLOAT_FLAGS])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_no_float_flag_takes_nan_or_inf(capsys, words, flag, value):
+    rc = main([*words, f"{flag}={value}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "finite number" in err and err.count("\n") == 1, err
+
+
+def test_acm_budgets_refuse_nan(capsys):
+    assert main(["acm", "--budgets", "0.5,nan", "--out", "x"]) == 2
+    assert "finite numbers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--strategy", "sd-darts", "--supernet-width", "0"], "--supernet-width must be a positive integer"),
+    (["--strategy", "darts", "--supernet-cells", "0"], "--supernet-cells must be a positive integer"),
+    (["--strategy", "sd-darts", "--images", "0"], "--images must be a positive integer"),
+    (["--strategy", "darts", "--sd-teachers", "3"], "--sd-teachers sets the self-distillation term"),
+    (["--strategy", "darts", "--sd-voting", "hard"], "--sd-voting sets the self-distillation term"),
+    (["--strategy", "sd-darts", "--kd-weight", "2"], "this search has no --teacher"),
+    (["--strategy", "evolution", "--supernet-steps", "5"], "nb201 has no SuperLM"),
+    (["--strategy", "random", "--proxy", "params", "--column", "acc"], "there is no --ground-truth"),
+    (["--strategy", "random", "--proxy", "params", "--dataset", "cifar100"], "there is no --ground-truth"),
+    (["--strategy", "random", "--proxy", "params", "--cpus-per-trial", "4"], "runs locally"),
+    (["--strategy", "random", "--proxy", "params", "--teacher-candidates", "resnet20,resnet56"], "not auto"),
+])
+def test_a_search_flag_that_would_be_ignored_or_replaced_is_refused(capsys, tmp_path, args, fragment):
+    out = tmp_path / "out"
+    rc = main(["search", "--space", "nb201", "--budget", "2", *args, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and fragment in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_score_refuses_max_params_without_teacher_auto(capsys):
+    rc = main(["score", "--space", "resnet_cifar", "--proxy", "params", "--arch", "1-1-1", "--max-params", "3"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--max-params is the student budget" in err, err
+
+
+@pytest.mark.parametrize("kw, fragment", [
+    ({"strategy": "darts", "options": {"width": 0}}, "--supernet-width must be a positive integer"),
+    ({"strategy": "sd-darts", "options": {"sd_weight": float("nan")}}, "--sd-weight must be a finite number"),
+    ({"strategy": "darts", "options": {"sd_teachers": 3}}, "plain darts has none"),
+    ({"strategy": "evolution", "proxy": "params", "supernet_steps": 5}, "has no SuperLM"),
+    ({"strategy": "random", "proxy": "params", "max_params": float("inf")}, "finite"),
+])
+def test_the_api_refuses_the_same(tmp_path, kw, fragment):
+    import searchkd
+    from searchkd.errors import SearchKDError
+
+    with pytest.raises(SearchKDError, match=fragment):
+        searchkd.search(space="nb201", budget=2, out=str(tmp_path / "o"), progress=False, **kw)
+    assert not (tmp_path / "o").exists()
