@@ -166,10 +166,19 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
              for s in report["students"]]
     v = report["verdict"] or {}
     c = v.get("superlm_vs_standalone", {})
-    lines.append(f"superlm vs standalone loss: kendall {fmt(c.get('kendall_tau'), '.3f')} spearman "
-                 f"{fmt(c.get('spearman_rho'), '.3f')} (n={c.get('n')}); pick beats controls: mean "
-                 f"{v.get('pick_beats_controls_mean')} best {v.get('pick_beats_controls_best')}")
+    if report["students"]:
+        lines.append(f"superlm vs standalone loss: kendall {fmt(c.get('kendall_tau'), '.3f')} spearman "
+                     f"{fmt(c.get('spearman_rho'), '.3f')} (n={c.get('n')}); pick beats controls: mean "
+                     f"{v.get('pick_beats_controls_mean')} best {v.get('pick_beats_controls_best')}")
     lines += [f"note: {n}" for n in report.get("notes", [])]
+    d = report.get("downstream")
+    if d:
+        lines.append(f"downstream {d['task']} ({d['n_train']} train / {d['n_test']} test, {d['steps']} steps, "
+                     f"seeds {d['seeds']}; majority class {d['majority_accuracy']:.3f}):")
+        lines += [f"  {r['role']:<18} {r['arch'] or 'teacher':<20} accuracy {r['accuracy_mean']:.3f} ± "
+                  f"{r['accuracy_sd']:.3f}  params {r['params']:.2f} M ({r['param_fraction']:.0%} of the teacher)"
+                  for r in d["rows"]]
+        lines += [f"note: {n}" for n in d.get("notes", [])]
     return lines + [f"wrote {report['verify_json']}"]
 
 
@@ -190,10 +199,20 @@ def route(result: str | Path, options: dict[str, Any]) -> tuple[Callable[..., di
     from searchkd.distill.verify import run_distill
 
     options = dict(options)
+    task, finetune = options.pop("task", None), options.pop("finetune_steps", None)
     if not is_text_result(result):
         if options.pop("steps", None) is not None:
             raise SearchKDError("--steps is for BERT spaces; an image student trains for --epochs")
+        if task is not None or finetune is not None:
+            raise SearchKDError("--task and --finetune-steps are for BERT spaces (a labelled text task)")
         return run_distill, options
+    if finetune is not None and task is None:
+        raise SearchKDError("--finetune-steps needs --task (the labelled text task to fine-tune on)")
+    if task is not None:  # the downstream block only (searchkd.distill.downstream)
+        from searchkd.distill.downstream import run_downstream
+
+        return run_downstream, {"task": task, "finetune_steps": finetune,
+                                **{k: options[k] for k in ("top", "device", "progress") if k in options}}
     defaults = {k: p.default for k, p in inspect.signature(run_distill).parameters.items()}
     text = {k: options.pop(k) for k in _TEXT_OPTIONS if k in options}
     given = [k for k, v in options.items() if v is not None and v != () and v != "" and v != defaults.get(k)
