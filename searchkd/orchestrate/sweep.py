@@ -105,6 +105,10 @@ def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
             from searchkd.api import default_proxy
 
             merged["proxy"] = default_proxy(merged.get("space", "nb201"), merged.get("strategy", "evolution"))
+        if "data" not in merged and merged.get("strategy") in ("darts", "sd-darts"):  # as `searchkd search`:
+            from searchkd.api import default_data  # a differentiable search trains on training images
+
+            merged["data"] = default_data(merged.get("space", "nb201"), merged["strategy"])
         cfg = SearchConfig.from_dict(merged)
         if cfg.teacher_weights is not None:
             from dataclasses import replace

@@ -6,6 +6,8 @@ import inspect
 import json
 import math
 
+import pytest
+
 import _toy_search
 from _toy_search import ToySpace
 
@@ -75,3 +77,19 @@ def test_a_sweep_search_without_a_proxy_gets_its_strategys_own(tmp_path) -> None
     searches = load_sweep(toml)["searches"]
     proxies = {cfg.strategy: cfg.proxy for cfg in searches.values()}
     assert proxies == {"darts": "derived_acc", "sd-darts": "derived_acc", "evolution": "diswot"}
+
+
+def test_a_sweep_differentiable_search_without_data_trains_on_the_training_file(tmp_path) -> None:
+    """As `searchkd search`: darts/sd-darts default to the shared CIFAR-10 training images."""
+    from searchkd.api import default_data
+
+    try:
+        default_data("nb201", "darts")
+    except Exception:
+        pytest.skip("the shared training file is absent")
+    toml = tmp_path / "s.toml"
+    toml.write_text('[search]\nspace = "nb201"\nbudget = 2\n[grid]\nstrategy = ["darts", "sd-darts", "evolution"]\n')
+    searches = load_sweep(toml)["searches"]
+    data = {cfg.strategy: cfg.data for cfg in searches.values()}
+    assert data == {"darts": default_data("nb201", "darts"), "sd-darts": default_data("nb201", "darts"),
+                    "evolution": "embedded"}

@@ -129,7 +129,7 @@ def test_second_order_alpha_grad_matches_the_exact_unrolled_derivative():
         unrolled = {n: w - lr * (mom * b + gi + wd * w) for n, w, gi, b in zip(names, weights, g, bufs)}
         val = ce(functional_call(net, unrolled, (xv,)), yv)
         (want,) = torch.autograd.grad(val, net.alphas)
-    assert loss == pytest.approx(float(val), rel=1e-10)
+    assert loss == pytest.approx(float(val.detach()), rel=1e-10)
     assert torch.allclose(got, want, rtol=1e-6, atol=1e-10), (got - want).abs().max()
     import inspect
 
