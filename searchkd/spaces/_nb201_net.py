@@ -13,8 +13,8 @@ OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
 class ReLUConvBN(nn.Sequential):
-    """``affine``/``track``: the BN's learnt scale and running statistics (a DARTS supernet
-    turns both off, as NAS-Bench-201's DARTS search does)."""
+    """``affine``/``track``: the BN's learnt scale and running statistics (the DARTS supernet's
+    mixed ops turn both off, as NAS-Bench-201's DARTS search does)."""
 
     def __init__(self, c_in: int, c_out: int, k: int, stride: int, padding: int, affine: bool = True,
                  track: bool = True) -> None:
@@ -93,7 +93,8 @@ class TinyNetwork(ClassifierNet):
     """The benchmark's skeleton around N cells per stage.
 
     ``make_cell(c)`` builds each cell (default: the fixed cell ``ops``); ``track`` False
-    drops every BN's running statistics (the DARTS supernet, :mod:`searchkd.supernets.nb201_supernet`).
+    drops the running statistics of the stem, residual-block and last BNs (the DARTS supernet
+    keeps them, as NB201's ``TinyNetworkDarts``: :mod:`searchkd.supernets.nb201_supernet`).
     """
 
     def __init__(self, ops: list[int], num_classes: int = 10, C: int = 16, N: int = 5, *,
