@@ -88,3 +88,23 @@ def test_the_api_refuses_the_same(tmp_path, kw, fragment):
     with pytest.raises(SearchKDError, match=fragment):
         searchkd.search(space="nb201", budget=2, out=str(tmp_path / "o"), progress=False, **kw)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_run_whose_loss_turns_non_finite_stops_in_one_line(tmp_path, capsys):
+    """A darts run that diverges (a learning rate of 1e30) stops with one line, exit 2, and
+    reports no best cell (it used to train on to chance and report one)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "strategies"))
+    from _darts_tiny import TINY
+
+    import searchkd
+    from searchkd.errors import SearchKDError, check_finite_loss
+
+    with pytest.raises(SearchKDError, match="became nan"):
+        check_finite_loss(float("nan"), "x")
+    cfg = {**TINY, "options": {**TINY["options"], "w_lr": 1e30, "w_lr_min": 1e30}}
+    with pytest.raises(SearchKDError, match="diverged"):
+        searchkd.search(strategy="darts", budget=2, out=str(tmp_path / "d"), progress=False, **cfg)
+    assert not (tmp_path / "d" / "result.json").exists()

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from searchkd.distill.losses import kd_loss
-from searchkd.errors import SearchKDError, first_line
+from searchkd.errors import SearchKDError, check_finite_loss, first_line
 from searchkd.io import append_jsonl, atomic_path, write_rows
 from searchkd.orchestrate import trials as tlog
 from searchkd.strategies.darts import CHECKPOINT, DartsOptions, _split, config_id, cosine_lr, data_id, write_alphas
@@ -251,6 +251,7 @@ class DartsLoop:
             total = 0.0
             for s, (xv, yv, xt, yt) in enumerate(self.batches(self.epoch)):
                 total += self.step(xv, yv, xt, yt)
+                check_finite_loss(total, f"{cfg.strategy} epoch {self.epoch + 1} step {s + 1}")
                 if o.sd_interval and (self.epoch * steps + s + 1) % o.sd_interval == 0:
                     self._snapshot()
             if not o.sd_interval:  # one snapshot per epoch: the teachers are the previous epochs' supernets

@@ -44,7 +44,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from searchkd.errors import SearchKDError, first_line
+from searchkd.errors import SearchKDError, check_finite_loss, first_line
 from searchkd.io import atomic_path, read_json, write_json
 from searchkd.progress import Progress
 from searchkd.spaces._bert_net import BertNet, extract
@@ -284,6 +284,7 @@ class SuperLM:
                 idx = _batch(self.step, len(ids), c.batch_size, c.seed)
                 b_ids, b_mask = ids[idx].to(self.device), mask[idx].to(self.device)
                 losses = self._losses(b_ids, b_mask, self.sandwich(self.step), backward=True)
+                check_finite_loss(sum(losses), f"SuperLM training step {self.step + 1}")
                 if c.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.max_grad_norm)
                 self.optimizer.step()
