@@ -73,7 +73,9 @@ def check_acm_config(c: ACMRunConfig) -> None:
 
 
 def _model_dir(out: Path, budget: float) -> Path:
-    return out / f"model-b{budget:g}"
+    """``OUT/model-b{budget}``, the budget written as a float (``model-b1.0``, ``model-b0.25``):
+    ``{:g}`` wrote ``model-b1`` for 1.0."""
+    return out / f"model-b{float(budget)!r}"
 
 
 def truncate_ffn(model: Any, fraction: float) -> Any:

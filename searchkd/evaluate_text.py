@@ -220,8 +220,9 @@ class TextScorer:
 
         t0 = time.perf_counter()
         losses = self.lm.score_many(list(archs), *self.held) if self.lm is not None else None
+        batch = time.perf_counter() - t0  # the SuperLM scores the batch at once: each arch gets an equal share
         if losses is not None:
-            self.seconds["superlm"] = self.seconds.get("superlm", 0.0) + time.perf_counter() - t0
+            self.seconds["superlm"] = self.seconds.get("superlm", 0.0) + batch
         out = []
         for k, arch in enumerate(archs):
             t1 = time.perf_counter()
@@ -239,7 +240,7 @@ class TextScorer:
                     scores[p] = float(cost[p])
                 if p != "superlm":
                     self.seconds[p] = self.seconds.get(p, 0.0) + time.perf_counter() - t2
-            share = 0.0 if losses is None else (time.perf_counter() - t0 if k == 0 else 0.0)
+            share = 0.0 if losses is None else batch / len(archs)
             out.append({"arch": arch, "scores": scores, **cost, "seconds": time.perf_counter() - t1 + share})
         return out
 

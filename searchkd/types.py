@@ -208,6 +208,9 @@ class SearchResult:
     ground_truth: dict[str, Any] | None = None
     #: every trial scored non-finite (a proxy that failed on every arch): ``best`` is None
     all_nonfinite: bool = False
+    #: what the reader must know to read the result right (e.g. an evolution whose budget left
+    #: no evolution step), one line each; written only when there are some
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = {"searchkd_version": self.searchkd_version, "config": self.config,
@@ -219,6 +222,8 @@ class SearchResult:
             d["ground_truth"] = self.ground_truth
         if self.all_nonfinite:
             d["all_nonfinite"] = True
+        if self.notes:
+            d["notes"] = list(self.notes)
         return d
 
     @classmethod
@@ -230,7 +235,8 @@ class SearchResult:
                        pareto=[Trial.from_dict(p, i=-1) for p in d["pareto"]],
                        trials=int(d["trials"]), seconds=float(d["seconds"]),
                        searchkd_version=str(d.get("searchkd_version", "")), student=d.get("student"),
-                       ground_truth=d.get("ground_truth"), all_nonfinite=bool(d.get("all_nonfinite", False)))
+                       ground_truth=d.get("ground_truth"), all_nonfinite=bool(d.get("all_nonfinite", False)),
+                       notes=[str(n) for n in d.get("notes", [])])
         except (KeyError, TypeError, ValueError) as e:
             raise SearchKDError(f"not a searchkd result ({type(e).__name__}: {e})") from None
 

@@ -108,7 +108,8 @@ def test_converted_model_of_another_base_or_corrupt_is_refused(setup, capsys, tm
     rc, _, err = _run(capsys, "--model", f"hf:{other}", *argv)
     assert rc == 2 and "another base model" in err and len(err.strip().splitlines()) == 1
     assert sorted(os.listdir(out)) == before
-    (out / "model-b1" / "model.safetensors").write_bytes(b"not a safetensors file")
+    assert sorted(p.name for p in out.glob("model-b*")) == ["model-b1.0"]  # 1.0, not model-b1 (issue 23 item 11)
+    (out / "model-b1.0" / "model.safetensors").write_bytes(b"not a safetensors file")
     rc, _, err = _run(capsys, "--model", f"hf:{teacher}", *argv)
     assert rc == 2 and "corrupt" in err
     del torch

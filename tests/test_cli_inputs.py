@@ -108,3 +108,43 @@ def test_a_run_whose_loss_turns_non_finite_stops_in_one_line(tmp_path, capsys):
     with pytest.raises(SearchKDError, match="diverged"):
         searchkd.search(strategy="darts", budget=2, out=str(tmp_path / "d"), progress=False, **cfg)
     assert not (tmp_path / "d" / "result.json").exists()
+
+
+def test_a_batch_scored_by_the_superlm_charges_each_arch_its_share():
+    """trials.jsonl's seconds: the SuperLM scores a batch at once; its time was charged to the
+    first arch alone (7.1 s, then 8e-06 …), now each gets an equal share."""
+    import time
+    from types import SimpleNamespace
+
+    from searchkd.evaluate_text import TextScorer
+    from searchkd.spaces import get_space
+
+    class SlowLM:
+        def score_many(self, archs, ids, mask):
+            time.sleep(0.4)
+            return [1.0] * len(archs)
+
+    scorer = object.__new__(TextScorer)
+    scorer.config, scorer.space, scorer.lm = SimpleNamespace(proxies=("superlm",)), get_space("bert-tiny"), SlowLM()
+    scorer.held, scorer.seconds, scorer.nonfinite = (None, None), {}, {}
+    archs = ["L4-H128-A7-R2.0", "L5-H128-A7-R2.0", "L6-H128-A7-R2.0", "L7-H128-A7-R2.0"]
+    secs = [r["seconds"] for r in scorer.score_archs(archs)]
+    assert all(0.09 < s < 0.2 for s in secs), secs
+
+
+def test_an_evolution_whose_budget_leaves_no_evolution_step_says_so(tmp_path, capsys):
+    import json
+
+    rc = main(["search", "--space", "resnet_cifar", "--proxy", "params", "--strategy", "evolution", "--budget", "6",
+               "--out", str(tmp_path / "a"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0 and err.startswith("searchkd: warning: evolution: --budget 6 is not above the population (36)"), err
+    assert err.count("\n") == 1
+    notes = json.loads((tmp_path / "a" / "result.json").read_text())["notes"]
+    assert len(notes) == 1 and "no evolution step ran" in notes[0]
+    import searchkd
+
+    r = searchkd.search(space="resnet_cifar", proxy="params", strategy="evolution", budget=6, out=str(tmp_path / "b"),
+                        options={"population": 3}, progress=False)
+    assert r.notes == [] and "notes" not in json.loads((tmp_path / "b" / "result.json").read_text())
+    assert searchkd.load_result(str(tmp_path / "a")).notes == notes

@@ -186,6 +186,8 @@ def run_search(
     t0 = time.perf_counter()
     plan = prepare(config, space, check_proxies=evaluator is None)
     config = plan.config
+    for note in _notes(plan):  # said before the search runs, and kept in result.json
+        warnings.warn(note, UserWarning, stacklevel=2)
     out = Path(out_dir)
     own_loop = getattr(plan.strategy_cls, "own_loop", False)
     prior, good = _check_out_dir(out, config, resume, getattr(plan.strategy_cls, "resume_may_change", RESUME_MAY_CHANGE),
@@ -403,6 +405,14 @@ def _best(records: list[Trial], obj: Objectives) -> Trial | None:
     return max(records, key=lambda t: (fitness_key(obj.values(t)[0]), -t.i))
 
 
+def _notes(plan: Plan) -> list[str]:
+    """The strategy's one-line notes on this config (``budget_note``: evolution whose budget leaves
+    no evolution step)."""
+    note = getattr(plan.strategy_cls, "budget_note", None)
+    text = note(int(plan.config.budget), plan.config.options) if note is not None else None
+    return [text] if text else []
+
+
 def _result(plan: Plan, records: list[Trial], seconds: float) -> SearchResult:
     obj = plan.objectives
     obj.update(records)
@@ -413,6 +423,7 @@ def _result(plan: Plan, records: list[Trial], seconds: float) -> SearchResult:
     if records and not any(math.isfinite(v) for t in records for v in t.scores.values()):
         # nothing to rank: an arbitrary "best" would look like a finding
         return SearchResult(config=plan.config.to_dict(), best=None, pareto=[], trials=len(records), seconds=seconds,
-                            searchkd_version=__version__, history=records, all_nonfinite=True)
+                            searchkd_version=__version__, history=records, all_nonfinite=True, notes=_notes(plan))
     return SearchResult(config=plan.config.to_dict(), best=_best(records, obj), pareto=pareto_front(records, points),
-                        trials=len(records), seconds=seconds, searchkd_version=__version__, history=records)
+                        trials=len(records), seconds=seconds, searchkd_version=__version__, history=records,
+                        notes=_notes(plan))

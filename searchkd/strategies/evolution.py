@@ -54,6 +54,18 @@ class RegularizedEvolution(Strategy):
     max_objectives = 1
     default_ask_size = 8
 
+    @classmethod
+    def budget_note(cls, budget: int, options: Any) -> str | None:
+        """A one-line note when ``budget`` leaves no evolution step: every arch then comes from
+        the random initial population, so the search is a random search (and, on a SuperLM,
+        the same archs as ``autodistil``'s random order)."""
+        population = int(options.get("population", 36))
+        if budget > population:
+            return None
+        return (f"evolution: --budget {budget} is not above the population ({population}): every arch is from the "
+                f"random initial population and no evolution step ran (a random search); give a budget above "
+                f"{population}, or a smaller population (options={{'population': N}} in Python or a sweep)")
+
     def __init__(self, space: Any, rng: np.random.Generator, *, n_objectives: int = 1,
                  population: int = 36, sample_size: int = 8, redraws: int = 10) -> None:
         super().__init__(space, rng, n_objectives=n_objectives)
