@@ -257,7 +257,8 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
             (ckpt / f"stage3-b{b:g}.pt").unlink(missing_ok=True)  # the saved model is the resumable result
             trained = model
         trained.eval()
-        row = {"budget": float(b), **_evaluate(trained, dense_out, held_batches, acm=True), "calibration": calibration}
+        row = {"budget": float(b), **_evaluate(trained, dense_out, held_batches, acm=True), "calibration": calibration,
+               "bounded": bool((calibration or {}).get("bounded", False))}
         row["wall_time_ratio"] = _wall(trained, held_batches, acm=True) / dense_wall
         static = truncate_ffn(dense, min(1.0, row["fraction"]))
         srow = _evaluate(static, dense_out, held_batches, acm=False)

@@ -15,7 +15,10 @@ independent streams, stable across numpy versions):
 * ``"student"`` + the arch — a student's own stream (:func:`arch_seed`), used where students
   are trained (distill), so each one's draw is its own and does not depend on which others
   are trained;
-* ``"split"`` — the train / held-out split of the distill stage.
+* ``"split"`` — the train / held-out split of the distill stage;
+* ``"acm"`` + the stage's name + the step — the batches and Gumbel noise of each ACM
+  training step (:func:`searchkd.supernets.acm_train.step_seed`): stages 1, 2 and each
+  budget's stage 3 draw from streams of their own.
 
 Proxy scoring keeps ``seed`` itself for every student: all students of one search share it
 (common random numbers, so score differences come from the architecture, not the draw), and
@@ -29,7 +32,7 @@ import zlib
 __all__ = ["stream_seed", "teacher_seed", "arch_seed", "STREAMS"]
 
 #: the named streams; the number is part of the derivation, so never reorder them
-STREAMS = {"teacher": 1, "student": 2, "split": 3}
+STREAMS = {"teacher": 1, "student": 2, "split": 3, "acm": 4}
 
 
 def stream_seed(seed: int, stream: str, *extra: int) -> int:

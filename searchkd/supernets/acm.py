@@ -7,12 +7,17 @@ progressively, and a per-token gate picks how many of them (k ∈ {0,…,N}) run
   what the dense block costs (the paper's ``block_flops_factor = 1/N``). k learners output the
   sum of the first k; k = 0 outputs zero, which inside the residual branch leaves the token as
   the attention block passed it.
-* **Gate**: a two-layer MLP (hidden 16, as the authors' ViT-B runs) over the block's
-  input giving N + 1 logits; a hard Gumbel-softmax sample (straight-through) while training,
-  the argmax at inference.
+* **Gate**: the authors' ``acm_deep_gumbel`` of their ViT-B run: three ``nn.Linear`` layers
+  (width 16, no nonlinearity between them) over the block's input giving N + 1 logits; a hard
+  Gumbel-softmax sample (straight-through, temperature 0.8) while training, the argmax at
+  inference. (``gate="mlp"``: Linear→GELU→Linear, this project's earlier gate, kept so models
+  saved with it reload.)
 * **Execution**: at inference tokens are sorted by their k (descending), so learner j runs on
   one contiguous slice, the tokens with k ≥ j; only chosen learners run, and the FLOPs counted
-  are the ones that ran (padding tokens get k = 0: attention never reads them).
+  are the ones that ran (padding tokens get k = 0: attention never reads them). The converted
+  model carries a forward pre-hook that hands its ``attention_mask`` to every ACM, so a model
+  reopened by :func:`searchkd.supernets.acm_io.load_acm` counts padding as free too, without
+  :class:`set_token_mask`.
 
 Departures: (1) the learners start from the dense block by default (``init="slices"``): its
 units, ranked by ‖w_in‖·‖w_out‖, are dealt into N consecutive slices, so k = N reproduces
@@ -35,9 +40,10 @@ import torch.nn.functional as F
 from searchkd.errors import SearchKDError
 
 __all__ = ["ACM", "ACMOutput", "ACMShape", "acmize", "acm_modules", "ffn_layers", "count_flops", "reset_flops",
-           "set_token_mask", "ACTIVATIONS", "GATE_HIDDEN"]
+           "set_token_mask", "ACTIVATIONS", "GATE_HIDDEN", "GATES"]
 
 GATE_HIDDEN = 16  # the authors' ViT-B setting
+GATES = ("linear3", "mlp")
 ACTIVATIONS = {
     "gelu": F.gelu,
     "relu": F.relu,
@@ -58,13 +64,15 @@ class ACMShape:
     width: int
     gate_hidden: int
     activation: str
+    gate: str = "linear3"  # the authors' depth-3 gate; "mlp": Linear→GELU→Linear (earlier saves)
 
     def learner_flops(self) -> int:
         """FLOPs of one learner on one token: two matmuls at 2 FLOPs per multiply-add."""
         return 4 * self.hidden * self.width
 
     def gate_flops(self) -> int:
-        return 2 * self.hidden * self.gate_hidden + 2 * self.gate_hidden * (self.learners + 1)
+        middle = 2 * self.gate_hidden * self.gate_hidden if self.gate == "linear3" else 0
+        return 2 * self.hidden * self.gate_hidden + middle + 2 * self.gate_hidden * (self.learners + 1)
 
     def dense_flops(self) -> int:
         """FLOPs of the dense block on one token (the same counting)."""
@@ -95,10 +103,15 @@ class ACM(nn.Module):
         for j in range(n):  # nn.Linear's initialisation, learner by learner
             nn.init.kaiming_uniform_(self.w1.data[j].T, a=math.sqrt(5))
             nn.init.kaiming_uniform_(self.w2.data[j].T, a=math.sqrt(5))
-        self.gate = nn.Sequential(nn.Linear(h, s.gate_hidden), nn.GELU(), nn.Linear(s.gate_hidden, n + 1))
+        if s.gate not in GATES:
+            raise SearchKDError(f"ACM: unknown gate {s.gate!r} ({', '.join(GATES)})")
+        g = s.gate_hidden
+        middle = nn.Linear(g, g) if s.gate == "linear3" else nn.GELU()
+        self.gate = nn.Sequential(nn.Linear(h, g), middle, nn.Linear(g, n + 1))
         self.act = ACTIVATIONS[s.activation]
         self.force_k: int | None = None
         self.token_mask: torch.Tensor | None = None
+        self._mask_stack: list[torch.Tensor | None] = []
         self.tau = 0.8  # the authors' Gumbel-softmax temperature
         self.last_gate: torch.Tensor | None = None
         self.last_k: torch.Tensor | None = None
@@ -228,7 +241,7 @@ def _activation_name(model: nn.Module) -> str:
 
 
 def acmize(model: nn.Module, learners: int, *, gate_hidden: int = GATE_HIDDEN, init: str = "slices",
-           seed: int = 0) -> nn.Module:
+           seed: int = 0, gate: str = "linear3") -> nn.Module:
     """Replace every FFN block of ``model`` (in place) with an :class:`ACM`; returns ``model``.
 
     Args:
@@ -236,6 +249,7 @@ def acmize(model: nn.Module, learners: int, *, gate_hidden: int = GATE_HIDDEN, i
         init: ``"slices"`` (learners are the dense block's units, ranked and dealt out, see the
             module docstring) or ``"random"`` (the paper's).
         seed: the initialisation of learners (``random``) and gates.
+        gate: ``"linear3"`` (the authors') or ``"mlp"``.
     """
     if not isinstance(learners, int) or learners < 2:
         raise SearchKDError(f"ACM needs at least 2 learners, got {learners!r}")
@@ -252,13 +266,33 @@ def acmize(model: nn.Module, learners: int, *, gate_hidden: int = GATE_HIDDEN, i
             if i < learners:
                 raise SearchKDError(f"an FFN of {i} units cannot be split into {learners} learners")
             shape = ACMShape(hidden=h, intermediate=i, learners=learners, width=i // learners,
-                             gate_hidden=gate_hidden, activation=act)
+                             gate_hidden=gate_hidden, activation=act, gate=gate)
             acm = ACM(shape).to(inter.weight.device, inter.weight.dtype)
             if init == "slices":
                 _init_from_dense(acm, inter, out)
             layer.intermediate = nn.Identity()
             layer.output = ACMOutput(acm, layer.output.LayerNorm, dropout).train(layer.training)
+    if not getattr(model, "_acm_mask_hooked", False):
+        model.register_forward_pre_hook(_take_mask, with_kwargs=True)
+        model.register_forward_hook(_drop_mask, always_call=True)
+        model._acm_mask_hooked = True
     return model
+
+
+def _take_mask(model: nn.Module, args: tuple, kwargs: dict) -> None:
+    """Forward pre-hook of a converted model: its ``attention_mask`` (keyword or second
+    positional argument) becomes every ACM's ``token_mask`` for this forward."""
+    mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+    for m in acm_modules(model):
+        m._mask_stack.append(m.token_mask)
+        if mask is not None:
+            m.token_mask = mask.bool()
+
+
+def _drop_mask(model: nn.Module, *_: Any) -> None:
+    for m in acm_modules(model):
+        if m._mask_stack:
+            m.token_mask = m._mask_stack.pop()
 
 
 @torch.no_grad()

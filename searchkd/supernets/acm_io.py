@@ -137,8 +137,8 @@ def load_acm(path: str | Path, *, base_id: str | None = None, device: Any = None
         from safetensors.torch import load_file
 
         model = transformers.AutoModel.from_config(_base_config(d))
-        shape = ACMShape(**meta["shape"])
-        acmize(model, shape.learners, gate_hidden=shape.gate_hidden, init="random")
+        shape = ACMShape(**{"gate": "mlp", **meta["shape"]})  # saves before the gate was recorded had the MLP
+        acmize(model, shape.learners, gate_hidden=shape.gate_hidden, init="random", gate=shape.gate)
         model.load_state_dict(load_file(str(d / "model.safetensors")), strict=True)
     except SearchKDError:
         raise

@@ -6,21 +6,20 @@ encoder converted by :func:`searchkd.supernets.acm.acmize`.
    block's learners learn, all blocks in one optimiser, to reproduce the dense output token by
    token: the mean over k = 1…N of ‖Σ_{j≤k} learner_j(x) − ffn(x)‖² / mean(ffn(x)²), the k-th
    partial sum passing gradient only into learner k (the authors' detach mode).
-2. **Gate training from learner errors**: with e_k the error of k learners (e_0 = ‖ffn(x)‖),
-   a token's label is the smallest k ∈ {0,…,N−1} whose next learner improves the error by a
-   factor below ``label_factor`` (e_k / e_{k+1} < 1.2, the authors' value), else N; each gate
-   learns its labels by cross-entropy on the cached inputs. (The authors' code never labels
-   k = 0 and is one learner more generous; here k = 0 is allowed, it is what the residual
-   branch makes free.)
-3. **End-to-end fine-tuning** per target budget b: the whole converted model, gates sampled by
-   hard Gumbel-softmax, learns the dense model's final hidden states (MSE over real tokens)
-   plus ``budget_weight``·|mean compute fraction − b| (the authors' L1 routing loss, weight
-   0.1) plus ``diversity_weight``·(−2 × the mean pairwise L1 distance of the sequences' mean
-   compute fraction) (their compute-diversity term, weight 0.05). Adam, lr 1e-4 (theirs).
+2. **Gate training from learner errors** (``gating_networks_train.py``): with e_k the error
+   ‖Σ_{j≤k} learner_j(x) − ffn(x)‖ of k learners (e_0 = ‖ffn(x)‖), the authors' label: the
+   first i with e_i / e_{i+1} < ``label_factor`` (1.2: learner i + 1 barely helps) gives
+   i + 1, and i = 0 or no such i gives N (:func:`labels_from_errors`; so k = 0 is never a
+   label, and a token whose first learner barely helps gets all N). Each gate learns its
+   labels by the NLL of its hard Gumbel-softmax sample (temperature 0.8, straight-through),
+   ``log(sample + 1e-20)``, as theirs; ``stage2_loss="ce"`` is plain cross-entropy on the
+   logits (this project's earlier variant).
+3. **End-to-end fine-tuning** per target budget (:mod:`searchkd.supernets.acm_stage3`).
 
 Every stage is checkpointed (``stage1.pt``, ``stage2.pt``, ``stage3-b{b}.pt``: the trained
-parameters, the optimiser, the step) and resumed; each step draws from ``(seed, stage, step)``,
-so a resumed run repeats the same batches and Gumbel noise.
+parameters, the optimiser, the step) and resumed; each step's batch and Gumbel noise come from
+the ``"acm"`` stream of :mod:`searchkd.seeds` named by the stage (budget included) and the step
+(:func:`step_seed`), so a resumed run repeats them and no two stages or budgets share them.
 """
 
 from __future__ import annotations
@@ -39,8 +38,9 @@ from searchkd.progress import Progress
 from searchkd.supernets.acm import ACM, acm_modules, ffn_layers
 from searchkd.supernets.superlm import _fingerprint as data_id  # the same fingerprint of token rows
 
-__all__ = ["ACMConfig", "cache_ffn", "stage1", "stage2", "stage3", "stage_meta", "data_id", "gate_labels", "compute_fraction",
-           "hidden_loss", "calibrate_budget"]
+__all__ = ["ACMConfig", "cache_ffn", "stage1", "stage1_loss", "stage2", "stage3", "stage_meta", "data_id",
+           "gate_labels", "labels_from_errors", "compute_fraction", "hidden_loss", "calibrate_budget", "step_seed",
+           "batch_rows", "diversity_loss", "entropy_loss", "CALIBRATION_BOUND"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ class ACMConfig:
     label_factor: float = 1.2
     budget_weight: float = 0.1
     diversity_weight: float = 0.05
+    entropy_weight: float = 0.05
+    stage2_loss: str = "gumbel-nll"
+    gate: str = "linear3"
     seed: int = 0
     checkpoint_every: int = 50
 
@@ -70,6 +73,11 @@ class ACMConfig:
         if min(self.stage1_steps, self.stage2_steps, self.stage3_steps) < 0 or min(self.token_batch, self.batch_size,
                                                                                   self.cache_tokens) < 1:
             raise SearchKDError(f"ACMConfig: steps must be >= 0 and batch sizes >= 1, got {self}")
+        if self.stage2_loss not in ("gumbel-nll", "ce"):
+            raise SearchKDError(f"ACMConfig: stage2_loss {self.stage2_loss!r} (gumbel-nll, ce)")
+
+
+CALIBRATION_BOUND = 64.0  # |shift| of calibrate_budget's bisection
 
 
 # ---- stage 1/2 data -------------------------------------------------------------------------
@@ -150,7 +158,7 @@ def _run(name: str, model: nn.Module, params: dict[str, nn.Parameter], steps: in
         bar.moveto(step)
         while step < steps:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(np.random.default_rng([config.seed, 29, step, len(name)]).integers(2 ** 62)))
+                torch.manual_seed(step_seed(config.seed, name, step))
                 loss = loss_fn(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -167,12 +175,38 @@ def _run(name: str, model: nn.Module, params: dict[str, nn.Parameter], steps: in
     return history
 
 
-def _batch(step: int, n: int, size: int, seed: int, stream: int) -> torch.Tensor:
-    return torch.from_numpy(np.random.default_rng([seed, stream, step]).choice(n, size=min(size, n), replace=False))
+def step_seed(seed: int, name: str, step: int, draw: int = 0) -> int:
+    """The seed of step ``step`` of stage ``name`` (``stage1``, ``stage2``, ``stage3-b0.5`` …):
+    the ``"acm"`` stream of :mod:`searchkd.seeds`, refined by the name's CRC-32, the step and
+    ``draw`` (0: the torch noise, 1: the batch)."""
+    import zlib
+
+    from searchkd.seeds import stream_seed
+
+    return stream_seed(seed, "acm", zlib.crc32(name.encode()), step, draw)
+
+
+def batch_rows(step: int, n: int, size: int, seed: int, name: str) -> torch.Tensor:
+    """The rows (or tokens) of step ``step`` of stage ``name``: ``min(size, n)`` of ``n`` without
+    replacement. Stage 3's batches are named ``stage3`` for every budget (and for the static
+    baselines of the benchmarks): the same batches, different Gumbel noise."""
+    rng = np.random.default_rng(step_seed(seed, name, step, 1))
+    return torch.from_numpy(rng.choice(n, size=min(size, n), replace=False))
 
 
 def _params(model: nn.Module, which: Callable[[str], bool]) -> dict[str, nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if which(n)}
+
+
+def stage1_loss(acms: list[ACM], pairs: list[tuple[torch.Tensor, torch.Tensor]], scales: list[float]) -> torch.Tensor:
+    """Stage 1's loss on token batches ``pairs`` = (x, ffn(x)) per ACM: the mean over layers and
+    over k = 1…N of the k-th partial sum's MSE / ``scale``, the k-th sum passing gradient only
+    into learner k (its predecessors detached, the authors' ``detach`` mode)."""
+    total = torch.zeros((), device=pairs[0][0].device)
+    for acm, (x, y), s in zip(acms, pairs, scales, strict=True):
+        sums = acm.partial_sums(x, detach_previous=True)[..., 1:, :]
+        total = total + (sums - y.unsqueeze(-2)).pow(2).mean() / s
+    return total / len(acms)
 
 
 def stage1(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], config: ACMConfig, *,
@@ -183,27 +217,26 @@ def stage1(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], con
     device = next(model.parameters()).device
 
     def loss(step: int) -> torch.Tensor:
-        idx = _batch(step, len(cache[0][0]), config.token_batch, config.seed, 1)
-        total = torch.zeros((), device=device)
-        for acm, (x, y), s in zip(acms, cache, scale, strict=True):
-            xb, yb = x[idx].to(device), y[idx].to(device)
-            sums = acm.partial_sums(xb, detach_previous=True)[..., 1:, :]
-            total = total + (sums - yb.unsqueeze(-2)).pow(2).mean() / s
-        return total / len(acms)
+        idx = batch_rows(step, len(cache[0][0]), config.token_batch, config.seed, "stage1")
+        return stage1_loss(acms, [(x[idx].to(device), y[idx].to(device)) for x, y in cache], scale)
 
     learner = ("acm.w1", "acm.w2", "acm.b1", "acm.b2")
     return _run("stage1", model, _params(model, lambda n: n.endswith(learner)), config.stage1_steps,
                 config.stage1_lr, loss, config=config, meta=meta, ckpt=ckpt, progress=progress)
 
 
+def labels_from_errors(err: torch.Tensor, factor: float) -> torch.Tensor:
+    """The authors' gate label from errors ``err`` (…×(N+1), e_0…e_N; module docstring)."""
+    n = err.shape[-1] - 1
+    weak = (err[..., :-1] / err[..., 1:]) < factor  # weak[i]: learner i + 1 barely helps
+    first = weak.to(torch.int64).argmax(-1)  # 0 also when none is weak
+    return torch.where(first == 0, torch.full_like(first, n), first + 1)
+
+
 @torch.no_grad()
 def gate_labels(acm: ACM, x: torch.Tensor, y: torch.Tensor, factor: float) -> torch.Tensor:
-    """The gate's label per token (see the module docstring): the smallest k < N with
-    e_k / e_{k+1} < ``factor``, else N."""
-    err = (acm.partial_sums(x) - y.unsqueeze(-2)).norm(dim=-1)  # …×(N+1)
-    small = err[..., :-1] < factor * err[..., 1:]
-    first = small.float().argmax(-1)
-    return torch.where(small.any(-1), first, torch.full_like(first, acm.learners))
+    """The gate's label per token of ``x`` against the dense block's output ``y``."""
+    return labels_from_errors((acm.partial_sums(x) - y.unsqueeze(-2)).norm(dim=-1), factor)
 
 
 def stage2(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], config: ACMConfig, *,
@@ -213,82 +246,43 @@ def stage2(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], con
     device = next(model.parameters()).device
     labels = [gate_labels(a, x.to(device), y.to(device), config.label_factor).cpu() for a, (x, y) in zip(acms, cache)]
 
+    def gate_loss(acm: ACM, x: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+        logits = acm.gate_logits(x)
+        if config.stage2_loss == "ce":
+            return nn.functional.cross_entropy(logits, lab)
+        sample = nn.functional.gumbel_softmax(logits.float(), tau=acm.tau, hard=True)
+        return nn.functional.nll_loss((sample + 1e-20).log(), lab)
+
     def loss(step: int) -> torch.Tensor:
-        idx = _batch(step, len(cache[0][0]), config.token_batch, config.seed, 2)
+        idx = batch_rows(step, len(cache[0][0]), config.token_batch, config.seed, "stage2")
         total = torch.zeros((), device=device)
         for acm, (x, _), lab in zip(acms, cache, labels, strict=True):
-            total = total + nn.functional.cross_entropy(acm.gate_logits(x[idx].to(device)), lab[idx].to(device))
+            total = total + gate_loss(acm, x[idx].to(device), lab[idx].to(device))
         return total / len(acms)
 
     return _run("stage2", model, _params(model, lambda n: ".acm.gate." in n), config.stage2_steps,
                 config.stage2_lr, loss, config=config, meta=meta, ckpt=ckpt, progress=progress)
 
 
-def compute_fraction(model: nn.Module, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """From the last forward's gate choices: the mean fraction of learner compute over the real
-    tokens of the batch, and the same per sequence (B), differentiable through the gates."""
-    acms = acm_modules(model)
-    m = mask.to(acms[0].last_gate.dtype)
-    per_seq = torch.zeros(mask.shape[0], device=mask.device)
-    for acm in acms:
-        k = torch.arange(acm.learners + 1, device=mask.device, dtype=m.dtype) / acm.learners
-        frac = (acm.last_gate * k).sum(-1)  # B×T
-        per_seq = per_seq + (frac * m).sum(1) / m.sum(1).clamp_min(1)
-    per_seq = per_seq / len(acms)
-    overall = sum(((a.last_gate * torch.arange(a.learners + 1, device=mask.device) / a.learners).sum(-1) * m).sum()
-                  for a in acms) / (m.sum() * len(acms))
-    return overall, per_seq
-
-
-def hidden_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of the final hidden states over real tokens (the distillation loss)."""
-    m = mask.to(student.dtype).unsqueeze(-1)
-    return ((student - teacher) ** 2 * m).sum() / (m.sum() * student.shape[-1])
-
-
-def stage3(model: nn.Module, dense: nn.Module, ids: torch.Tensor, mask: torch.Tensor, budget: float,
-           config: ACMConfig, *, meta: dict[str, Any], ckpt: Path | None = None,
-           progress: bool | None = None) -> list[float]:
-    """Stage 3 for target ``budget`` (a fraction of the learner compute, in (0, 1])."""
-    device = next(model.parameters()).device
-    dense.eval()
-
-    def loss(step: int) -> torch.Tensor:
-        idx = _batch(step, len(ids), config.batch_size, config.seed, 3)
-        b_ids, b_mask = ids[idx].to(device), mask[idx].to(device)
-        with torch.no_grad():
-            target = dense(input_ids=b_ids, attention_mask=b_mask).last_hidden_state
-        out = model(input_ids=b_ids, attention_mask=b_mask).last_hidden_state
-        frac, per_seq = compute_fraction(model, b_mask)
-        diversity = -2 * (per_seq[:, None] - per_seq[None, :]).abs().mean()
-        return (hidden_loss(out, target, b_mask) + config.budget_weight * (frac - budget).abs()
-                + config.diversity_weight * diversity)
-
-    model.train()
-    try:
-        return _run(f"stage3-b{budget:g}", model, _params(model, lambda n: True), config.stage3_steps,
-                    config.stage3_lr, loss, config=config, meta={**meta, "budget": budget}, ckpt=ckpt,
-                    progress=progress)
-    finally:
-        model.eval()
-
-
 @torch.no_grad()
 def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, budget: float, *, rows: int = 32,
-                     seed: int = 0, iters: int = 30, bound: float = 64.0, tolerance: float = 0.0) -> dict[str, float]:
+                     seed: int = 0, iters: int = 30, bound: float = CALIBRATION_BOUND,
+                     tolerance: float = 0.0) -> dict[str, Any]:
     """Shift every gate's logits by s·k/N, one s for the whole model, so that the inference
     choices (argmax) on ``rows`` training rows spend ``budget`` of the learner compute: the
     smallest s whose compute fraction reaches the budget, by bisection (for fixed inputs a
     gate's argmax never falls as s grows, since an increasing function of k is added to its
     logits; a layer's inputs also move with the layers before it, so the model's fraction is
     only nearly monotone, which bisection tolerates). Folded into the gates' last bias, so
-    the saved model needs nothing new.
+    the saved model needs nothing new. A shift that ends at ±``bound`` did not find the
+    budget: the result says ``bounded: True`` and one warning line goes to stderr.
 
     Not in the paper, where only the budget penalty of stage 3 steers the compute: on a short
     CPU schedule that left budget 1.0 at 0.79 of the compute. Run after stage 3, which stays
     the paper's; a model already within ``tolerance`` of the budget is left as it is. Returns
     s and the fractions before and after."""
     from searchkd.supernets.acm import set_token_mask
+    from searchkd.supernets.acm_stage3 import compute_fraction
 
     acms = acm_modules(model)
     device = next(model.parameters()).device
@@ -310,7 +304,7 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
     try:
         before = fraction(0.0)
         if abs(before - budget) <= tolerance:
-            return {"shift": 0.0, "fraction_before": before, "fraction_after": before}
+            return {"shift": 0.0, "fraction_before": before, "fraction_after": before, "bounded": False}
         lo, hi = -bound, bound
         if fraction(lo) >= budget:
             hi = lo
@@ -325,10 +319,21 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
         after = fraction(hi)
     finally:
         model.train(was_training)
-    return {"shift": hi, "fraction_before": before, "fraction_after": after}
+    bounded = abs(hi) >= bound
+    if bounded:
+        import sys
+
+        print(f"searchkd: warning: budget {budget:g}: the gates' calibration shift hit its bound ±{bound:g} "
+              f"(compute fraction {after:.3f}, not {budget:g})", file=sys.stderr)
+    return {"shift": hi, "fraction_before": before, "fraction_after": after, "bounded": bounded}
 
 
 def stage_meta(base_id: str, config: ACMConfig, data_id: str) -> dict[str, Any]:
     """What a stage checkpoint must match to be resumed."""
     settings = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
     return {"format": "searchkd-acm-stage/1", "base": base_id, "config": settings, "data": data_id}
+
+
+# stage 3 and its losses live in acm_stage3 (imported last: it uses _run and batch_rows above)
+from searchkd.supernets.acm_stage3 import (compute_fraction, diversity_loss, entropy_loss, hidden_loss,  # noqa: E402
+                                           stage3)

@@ -92,7 +92,7 @@ def test_flops_count_matches_a_hand_count():
     with torch.no_grad():
         acm.grouped(x, k * mask)
     learner = 2 * 24 * 12 + 2 * 12 * 24  # two matmuls per learner, 2 FLOPs a multiply-add
-    gate = 2 * 24 * 8 + 2 * 8 * 5
+    gate = 2 * 24 * 8 + 2 * 8 * 8 + 2 * 8 * 5  # the depth-3 gate: three matmuls
     ran = (0 + 1 + 2 + 3 + 4) + (4 + 4 + 0)  # learners run on the 8 real tokens; padding k = 0
     assert acm.tokens == 8
     assert acm.flops == ran * learner + 8 * gate
