@@ -117,11 +117,13 @@ def score(student: Any, teacher: Any = None, batch: Any = None, proxy: str = "di
 def score_archs(space: str, archs: list[str], proxies: list[str] | str, teacher: str | None = None,
                 data: str = "embedded", batch_size: int = 64, seed: int = 0, device: str | None = None,
                 combine: str | None = None, teacher_weights: str | None = None, progress: bool | None = None,
-                timings: dict[str, float] | None = None) -> list[dict[str, Any]]:
+                timings: dict[str, float] | None = None, supernet: str | None = None) -> list[dict[str, Any]]:
     """Score many architectures of ``space``; one row per arch: ``arch``, one column per
     proxy, ``params`` (M), ``flops`` (M), and ``rank`` when ``combine="rank"`` (the mean of
     the proxies' ranks over these archs, Abdelfattah et al. 2021). ``timings``, when given,
-    receives the seconds spent in each proxy over all archs."""
+    receives the seconds spent in each proxy over all archs. ``supernet``: a trained SuperLM
+    directory (a search's ``OUT/supernet``) for the ``superlm`` proxy of a ``bert-*`` space; it
+    must have been trained from this teacher on the train side of this ``data`` and ``seed``."""
     from searchkd.evaluate import EvalConfig, Evaluator, combine_ranks
     from searchkd.progress import Progress
 
@@ -130,7 +132,10 @@ def score_archs(space: str, archs: list[str], proxies: list[str] | str, teacher:
         raise SearchKDError(f"unknown --combine {combine!r} (rank)")
     if not archs:
         raise SearchKDError("no architectures to score")
-    ev = Evaluator(EvalConfig(space, tuple(names), teacher, teacher_weights, data, batch_size, seed, device or "auto"))
+    if supernet is not None and "superlm" not in names:
+        raise SearchKDError("--supernet is the SuperLM of the superlm proxy; no proxy here uses it")
+    ev = Evaluator(EvalConfig(space, tuple(names), teacher, teacher_weights, data, batch_size, seed, device or "auto",
+                              supernet=supernet))
     rows = []
     status = "loading the data" + (", preparing the teacher" if any(s.needs_teacher for s in ev.specs) else "")
     with Progress(len(archs), "scoring", enabled=progress, status=status) as bar:

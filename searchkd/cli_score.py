@@ -36,6 +36,8 @@ def register(sub: Any, common: Any) -> None:
     src.add_argument("--arch", nargs="+", help="architecture string(s)")
     src.add_argument("--archs-file", help="file with one architecture per line")
     src.add_argument("--sample", type=int, help="score N seeded random architectures")
+    p.add_argument("--supernet", help="bert-*, --proxy superlm: a trained SuperLM directory (a search's OUT/supernet, "
+                   "trained from the same teacher, --data and --seed)")
     p.add_argument("--out", help="write the table as .csv or .jsonl")
     common(p)
     p.set_defaults(run=_cmd_score)
@@ -119,7 +121,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     archs = _archs(args, space)
     rows = api.score_archs(args.space, archs, args.proxy, teacher=resolve_teacher_arg(args), data=args.data or api.default_data(args.space),
                            batch_size=args.batch_size, seed=args.seed, device=args.device, combine=args.combine,
-                           teacher_weights=args.teacher_weights, progress=False if args.quiet else None)
+                           teacher_weights=args.teacher_weights, progress=False if args.quiet else None,
+                           supernet=args.supernet)
     proxies = list(dict.fromkeys(args.proxy))  # `--proxy params`: one params column, not two
     cols = ["arch", *proxies, *(["rank"] if args.combine else []), *(c for c in ("params", "flops") if c not in proxies)]
     table = [{c: r[c] for c in cols} for r in rows]

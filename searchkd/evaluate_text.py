@@ -128,21 +128,13 @@ def ensure_superlm(config: Any, out_dir: str | Path, progress: bool | None = Non
     from searchkd.evaluate import resolve_device
     from searchkd.supernets.superlm import SuperLM
 
-    from searchkd.io import read_json
-    from searchkd.supernets.superlm import _fingerprint
-
     device = resolve_device(config.device)
     from searchkd.spaces import get_space
 
     teacher = _teacher(config.teacher, config.teacher_weights, device, get_space(config.space))
     train, _ = text_split(config.data, teacher, split_seed(config))
     if config.supernet is not None:
-        lm = SuperLM.load(config.supernet, _qkv(teacher), teacher=teacher.info.id, device=device)
-        if lm.space.name != config.space:
-            raise SearchKDError(f"--supernet {config.supernet} was trained for {lm.space.name}, not {config.space}")
-        if read_json(Path(config.supernet) / "config.json").get("data") != _fingerprint(*train.tensors(range(len(train)))):
-            raise SearchKDError(f"--supernet {config.supernet} was trained on other text or another train/held-out "
-                                "split (--data, --seed): its scores would be measured on rows it trained on")
+        lm = load_superlm(config.supernet, teacher, config.space, train, device)
         return str(Path(config.supernet).resolve()), {"source": "reused", "step": lm.step}
     target = Path(out_dir).resolve() / "supernet"
     import warnings
@@ -159,6 +151,22 @@ def ensure_superlm(config: Any, out_dir: str | Path, progress: bool | None = Non
     stats = lm.train(ids, mask, out_dir=target, progress=progress)
     return str(target), {"source": "trained", "step": stats["step"], "tokens_per_s": stats["tokens_per_s"],
                          "seconds": time.perf_counter() - t0, "train_rows": len(train)}
+
+
+def load_superlm(path: str, teacher: Any, space: str, train: Any, device: Any) -> Any:
+    """A trained SuperLM (``--supernet DIR`` of ``search`` or ``score``), refused in one line when it
+    was trained for another sub-space, teacher, or on other rows than ``train`` (the held-out
+    rows it scores on would then include rows it trained on)."""
+    from searchkd.io import read_json
+    from searchkd.supernets.superlm import SuperLM, _fingerprint
+
+    lm = SuperLM.load(path, _qkv(teacher), teacher=teacher.info.id, device=device)
+    if lm.space.name != space:
+        raise SearchKDError(f"--supernet {path} was trained for {lm.space.name}, not {space}")
+    if read_json(Path(path) / "config.json").get("data") != _fingerprint(*train.tensors(range(len(train)))):
+        raise SearchKDError(f"--supernet {path} was trained on other text or another train/held-out "
+                            "split (--data, --seed): its scores would be measured on rows it trained on")
+    return lm
 
 
 class TextScorer:
@@ -187,13 +195,12 @@ class TextScorer:
             return
         teacher = _teacher(config.teacher, config.teacher_weights, self.device, space)
         self.teacher_params = teacher.info.params
-        _, held = text_split(config.data, teacher, config.seed)
+        train, held = text_split(config.data, teacher, config.seed)
         if "superlm" in config.proxies:
-            from searchkd.supernets.superlm import SuperLM
-
             if config.supernet is None:
-                raise SearchKDError("the superlm proxy needs a trained SuperLM (--supernet DIR, or a search trains one)")
-            self.lm = SuperLM.load(config.supernet, _qkv(teacher), teacher=teacher.info.id, device=self.device)
+                raise SearchKDError("the superlm proxy needs a trained SuperLM: --supernet DIR (a search's OUT/supernet) "
+                                    "for score, or a search trains one")
+            self.lm = load_superlm(config.supernet, teacher, space.name, train, self.device)
             self.held = held.tensors(range(len(held)), self.device)
         if "diswot_relation" in config.proxies:
             from searchkd.proxies.diswot import relation_gram

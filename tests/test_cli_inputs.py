@@ -148,3 +148,46 @@ def test_an_evolution_whose_budget_leaves_no_evolution_step_says_so(tmp_path, ca
                         options={"population": 3}, progress=False)
     assert r.notes == [] and "notes" not in json.loads((tmp_path / "b" / "result.json").read_text())
     assert searchkd.load_result(str(tmp_path / "a")).notes == notes
+
+
+def test_score_takes_the_supernet_the_superlm_proxy_needs(tmp_path, capsys):
+    """`score --proxy superlm` asked for `--supernet DIR`, which score did not have: it takes it now
+    and gives the search's own scores; a SuperLM of another split is refused."""
+    import json
+
+    import searchkd
+    from tests._text import write_text_setup
+
+    teacher, prose = write_text_setup(tmp_path, paragraphs=40)
+    out = tmp_path / "run"
+    searchkd.search(space="bert-tiny", strategy="autodistil", budget=3, teacher=f"hf:{teacher}", data=f"text:{prose}",
+                    batch_size=4, supernet_steps=2, device="cpu", out=str(out), progress=False)
+    capsys.readouterr()
+    trials = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines()]
+    base = ["score", "--space", "bert-tiny", "--proxy", "superlm", "--teacher", f"hf:{teacher}", "--data",
+            f"text:{prose}", "--batch-size", "4", "--device", "cpu", "--quiet", "--arch", *(t["arch"] for t in trials)]
+    assert main([*base, "--out", str(tmp_path / "s.jsonl"), "--supernet", str(out / "supernet")]) == 0, \
+        capsys.readouterr().err
+    rows = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [r["superlm"] for r in rows] == pytest.approx([t["scores"]["superlm"] for t in trials], rel=1e-5)
+    capsys.readouterr()
+    assert main(base) == 2
+    assert "--supernet DIR" in capsys.readouterr().err
+    assert main([*base, "--supernet", str(out / "supernet"), "--seed", "1"]) == 2
+    assert "another train/held-out split" in capsys.readouterr().err
+    assert main([*base[:4], "params", *base[5:], "--supernet", str(out / "supernet")]) == 2
+    assert "no proxy here uses it" in capsys.readouterr().err
+
+
+def test_superlm_training_settings_beside_a_reused_supernet_are_refused():
+    from searchkd.errors import SearchKDError
+    from searchkd.orchestrate.applicable import check_applicable
+    from searchkd.types import SearchConfig
+
+    for kw in ({"supernet_steps": 5}, {"supernet_lr": 1e-3}):
+        with pytest.raises(SearchKDError, match="reuses one already trained"):
+            check_applicable(SearchConfig(space="bert-tiny", proxy="superlm", strategy="autodistil", supernet="/x", **kw))
+    with pytest.raises(SearchKDError, match="--supernet-lr must be a finite number"):
+        check_applicable(SearchConfig(space="bert-tiny", proxy="superlm", strategy="autodistil",
+                                      supernet_lr=float("nan")))
+    check_applicable(SearchConfig(space="bert-tiny", proxy="superlm", strategy="autodistil", supernet_steps=5))

@@ -27,6 +27,9 @@ _SD_ONLY = ("sd_teachers", "sd_temperature", "sd_voting", "sd_interval")
 #: options of the KD term toward --teacher, which only a teacher-guided darts/sd-darts search has
 _KD_ONLY = ("kd_weight", "kd_temperature")
 _DARTS = ("darts", "sd-darts")
+#: the SuperLM's settings (the first reuses a trained one; the others train one)
+_SUPERLM = (("supernet", "--supernet"), ("supernet_steps", "--supernet-steps"), ("supernet_lr", "--supernet-lr"),
+            ("supernet_init", "--init"))
 
 
 def option_flag(key: str) -> str:
@@ -46,9 +49,10 @@ def check_applicable(config: Any) -> None:
                 isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
             raise SearchKDError(f"{option_flag(key)} must be a positive integer, got {value!r} (leave it out for "
                                 f"the default)")
-    if config.max_params is not None and isinstance(config.max_params, numbers.Real) \
-            and not math.isfinite(config.max_params):
-        raise SearchKDError(f"--max-params must be a finite number, got {config.max_params!r}")
+    for key in ("max_params", "supernet_lr"):
+        value = getattr(config, key, None)
+        if isinstance(value, numbers.Real) and not math.isfinite(value):
+            raise SearchKDError(f"--{key.replace('_', '-')} must be a finite number, got {value!r}")
     strategy = config.strategy
     if strategy in _DARTS:
         if strategy == "darts":
@@ -61,9 +65,14 @@ def check_applicable(config: Any) -> None:
             raise SearchKDError(f"{option_flag(given[0])} weighs the KD term toward --teacher; this search has no "
                                 f"--teacher (give one, or leave it out)")
     uses_superlm = "superlm" in config.proxies
-    for key, flag in (("supernet_steps", "--supernet-steps"), ("supernet", "--supernet")):
-        if getattr(config, key) is not None and not uses_superlm:
+    for key, flag in _SUPERLM:
+        if getattr(config, key, None) is not None and not uses_superlm:
             where = (f"{config.space} has no SuperLM" if not str(config.space).startswith("bert")
                      else f"proxy {config.proxy} does not use one")
             raise SearchKDError(f"{flag} is for the SuperLM that the superlm proxy (bert-* spaces, autodistil) "
                                 f"scores with; this search's {where}")
+    if getattr(config, "supernet", None) is not None:
+        given = [flag for key, flag in _SUPERLM[1:] if getattr(config, key, None) is not None]
+        if given:
+            raise SearchKDError(f"{given[0]} sets how a SuperLM is trained, and --supernet {config.supernet} reuses one "
+                                f"already trained: leave one of them out")
