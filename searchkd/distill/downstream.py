@@ -108,7 +108,7 @@ def _seen(texts: Sequence[str], rows: Sequence[str]) -> np.ndarray:
 def downstream_block(task_spec: str, *, archs: Sequence[str], lm: Any, teacher: Any, space: Any,
                      superlm_rows: Sequence[str], split_seed: int, steps: int, seeds: Sequence[int],
                      device: Any, max_length: int = 64, batch_size: int = 32, lr: float = 1e-4, test: float = 0.3,
-                     on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                     on_row: Callable[[dict[str, Any]], None] | None = None, with_teacher: bool = True) -> dict[str, Any]:
     """Fine-tune each of ``archs`` (sliced from the SuperLM ``lm``) and its controls on the
     task over ``seeds``; the ``downstream`` block of ``verify.json`` (one row per model:
     accuracy mean, sd over the seeds, and each seed's)."""
@@ -173,7 +173,8 @@ def downstream_block(task_spec: str, *, archs: Sequence[str], lm: Any, teacher: 
             run("truncated-teacher", arch, lambda s: cut, a.hidden, params)
         else:
             block["notes"].append(f"no truncated-teacher control for {arch}: {why or 'the teacher is not a BERT layout'}")
-    run("teacher", None, lambda s: base, int(base.config.hidden_size), t_params)
+    if with_teacher:
+        run("teacher", None, lambda s: base, int(base.config.hidden_size), t_params)
     return block
 
 
