@@ -13,7 +13,7 @@ from typing import Any
 from searchkd.bench import rank_stats, read_ground_truth
 from searchkd.io import write_json as _write_json
 
-__all__ = ["ROOT", "SHARED", "NB201_CSV", "NASLIB_CSV", "CIFAR1K", "OUT", "read_csv", "ground_truth", "rank_stats",
+__all__ = ["ROOT", "SHARED", "NB201_CSV", "NASLIB_CSV", "CIFAR1K", "OUT", "RUNS", "read_csv", "ground_truth", "rank_stats",
            "machine", "write_json"]
 
 
@@ -22,7 +22,8 @@ SHARED = ROOT.parent / "shared" / "data"
 NB201_CSV = SHARED / "nb201" / "nb201_cifar10.csv"
 NASLIB_CSV = SHARED / "nb201" / "naslib_zc_cifar10.csv"
 CIFAR1K = SHARED / "images" / "cifar10_test_1000.npz"
-OUT = ROOT / "benchmarks" / "out"
+OUT = ROOT / "benchmarks" / "out"  # the committed figures: written only when --out names it
+RUNS = ROOT / "runs"  # every script's default --out (ignored by git): a trial run never overwrites a figure
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -10,7 +10,7 @@ cosine (as ``acm.json``), plus the wall-time ratio to the dense model.
     PYTHONPATH=. python benchmarks/acm.py --run runs/acm-minilm --steps 100
     PYTHONPATH=. python benchmarks/acm.py --run runs/acm-minilm --wall-only --out benchmarks/out/acm_wall.json
 
-Writes ``--out`` (default ``benchmarks/out/acm.json``) and prints the table. ``--wall-only``
+Writes ``--out`` (default ``runs/acm.json``) and prints the table. ``--wall-only``
 measures wall time alone (run it on an idle machine): the dense encoder, each budget's
 converted model as saved, the same model with every gate forced to k = N (all learners on every
 token: what the learner split and the grouping cost at full compute) and the static cut, at
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OUT, machine, write_json  # noqa: E402
+from benchmarks._common import RUNS, machine, write_json  # noqa: E402
 
 
 def distil_static(static, dense, ids, mask, *, steps: int, batch_size: int, seed: int, lr: float = 1e-4) -> list[float]:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", required=True, help="a finished `searchkd acm` output directory")
     p.add_argument("--steps", type=int, default=None, help="static distillation steps (default: the run's stage-3 steps)")
-    p.add_argument("--out", default=str(OUT / "acm.json"))
+    p.add_argument("--out", default=str(RUNS / "acm.json"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--wall-only", action="store_true", help="only the wall-time comparison (see above)")
     p.add_argument("--reps", type=int, default=5, help="--wall-only: repetitions, the best kept (default 5)")

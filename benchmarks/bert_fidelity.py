@@ -17,7 +17,7 @@ the ranking a size-only guess gives.
 Checkpoints go to ``--work`` (default runs/bert_fidelity/<settings>), so a killed run resumes.
 On two cores, a second process with ``--standalone-only`` (same settings) distils the
 standalones largest first while the first trains the SuperLM; the first then finds them done.
-Writes ``--out`` (default ``benchmarks/out/bert_fidelity.json``).
+Writes ``--out`` (default ``runs/bert_fidelity.json``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OUT, machine, rank_stats, write_json  # noqa: E402
+from benchmarks._common import RUNS, machine, rank_stats, write_json  # noqa: E402
 
 
 def quantile_archs(space, n: int) -> list[str]:
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--work", help="checkpoints (default runs/bert_fidelity/<space>-s<steps>-b<batch>-lr<lr>-seed<seed>)")
-    ap.add_argument("--out", default=str(OUT / "bert_fidelity.json"))
+    ap.add_argument("--out", default=str(RUNS / "bert_fidelity.json"))
     ap.add_argument("--standalone-only", action="store_true",
                     help="only distil the standalones (largest first) into --work, for a second process; writes no JSON")
     args = ap.parse_args(argv)

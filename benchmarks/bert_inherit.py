@@ -18,7 +18,7 @@ attention output and feed-forward block keep their random init).
     PYTHONPATH=. python benchmarks/bert_inherit.py --result /tmp/x --steps 0,1,2 \\
         --out benchmarks/out/bert_inherit_tiny.json                                          # a smoke run
 
-Writes ``--out`` (default ``benchmarks/out/bert_inherit.json``).
+Writes ``--out`` (default ``runs/bert_inherit.json``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OUT, machine, write_json  # noqa: E402
+from benchmarks._common import RUNS, machine, write_json  # noqa: E402
 
 
 def open_search(result: str, device: str):
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=None, help="default: the search's SuperLM lr")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--out", default=str(OUT / "bert_inherit.json"))
+    ap.add_argument("--out", default=str(RUNS / "bert_inherit.json"))
     args = ap.parse_args(argv)
 
     from searchkd.distill.text import TeacherAgreement, fit_rows

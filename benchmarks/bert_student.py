@@ -15,7 +15,7 @@
     PYTHONPATH=. python benchmarks/bert_student.py --result /tmp/x --speed-steps 2 \\
         --out benchmarks/out/bert_student_tiny.json                                          # a smoke run
 
-Writes ``--out`` (default ``benchmarks/out/bert_student.json``).
+Writes ``--out`` (default ``runs/bert_student.json``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OUT, machine, write_json  # noqa: E402
+from benchmarks._common import RUNS, machine, write_json  # noqa: E402
 from benchmarks.bert_inherit import open_search  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed-steps", type=int, default=20, help="timed training steps of each (default 20)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--out", default=str(OUT / "bert_student.json"))
+    ap.add_argument("--out", default=str(RUNS / "bert_student.json"))
     args = ap.parse_args(argv)
 
     from searchkd.distill.text import TeacherAgreement, fit_rows

@@ -6,7 +6,7 @@ slicing overhead (target ≤ 1.3). The teacher is left out: it costs both sides 
 
     PYTHONPATH=. python benchmarks/bert_throughput.py --space bert-tiny --batch-size 32 --reps 10
 
-Writes ``--out`` (default ``benchmarks/out/bert_throughput.json``).
+Writes ``--out`` (default ``runs/bert_throughput.json``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OUT, machine, write_json  # noqa: E402
+from benchmarks._common import RUNS, machine, write_json  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(OUT / "bert_throughput.json"))
+    ap.add_argument("--out", default=str(RUNS / "bert_throughput.json"))
     args = ap.parse_args(argv)
 
     import torch

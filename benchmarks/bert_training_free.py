@@ -8,7 +8,7 @@ and seed, and reports Kendall τ / Spearman ρ of each against the SuperLM's sco
 
     PYTHONPATH=. python benchmarks/bert_training_free.py --result runs/bert
 
-Writes ``--out`` (default ``benchmarks/out/bert_training_free.json``).
+Writes ``--out`` (default ``runs/bert_training_free.json``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OUT, machine, rank_stats, write_json  # noqa: E402
+from benchmarks._common import RUNS, machine, rank_stats, write_json  # noqa: E402
 
 PROXIES = ("diswot_relation", "capacity_gap", "params", "flops")
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--result", required=True, help="a finished autodistil search directory")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(OUT / "bert_training_free.json"))
+    ap.add_argument("--out", default=str(RUNS / "bert_training_free.json"))
     args = ap.parse_args(argv)
 
     import torch

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import CIFAR1K, NB201_CSV, OUT, ground_truth, machine, rank_stats, write_json  # noqa: E402
+from benchmarks._common import CIFAR1K, NB201_CSV, RUNS, ground_truth, machine, rank_stats, write_json  # noqa: E402
 
 
 def measure(cells: list[str], seed: int, batch_size: int, data: str, common_draws: bool = False) -> dict[str, list[float]]:
@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--common-draws", action="store_true",
                     help="re-seed before DisWOT's N(0,1) re-init, so every cell draws the same numbers (as the "
                          "engine's Scorer does); without it the re-init continues the build's RNG stream")
-    ap.add_argument("--out", default=str(OUT / "diswot_nb201.json"))
+    ap.add_argument("--out", default=str(RUNS / "diswot_nb201.json"))
     args = ap.parse_args()
 
     import torch

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import CIFAR1K, OUT, SHARED, machine, rank_stats, read_csv, write_json  # noqa: E402
+from benchmarks._common import CIFAR1K, OUT, RUNS, SHARED, machine, rank_stats, read_csv, write_json  # noqa: E402
 
 KD_CSV = SHARED / "kd" / "diswot_resnet_c100_dev.csv"
 PROXIES = ["kd", "diswot", "diswot_reference", "diswot_semantic", "diswot_relation", "capacity_gap", "synflow",
@@ -309,9 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     if a.fit is not None:
-        write_json(a.out or OUT / "kd_fit_nb201_weights.json", {"benchmark": "kd_fit_nb201", **fit_nb201(a.fit)})
+        write_json(a.out or RUNS / "kd_fit_nb201_weights.json", {"benchmark": "kd_fit_nb201", **fit_nb201(a.fit)})
         return 0
-    a.out = a.out or OUT / "kd_ranking.json"
+    a.out = a.out or RUNS / "kd_ranking.json"
     import torch
 
     torch.set_num_threads(a.threads)
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{v['params_regret']:.2f} = {v['params_regret_in_diff_sd']:.2f} σ√2); within 2σ√2 of the best: "
               f"{len(v['indistinguishable_from_best'])} of {v['n_within']}", flush=True)
     if a.noise:
-        write_json(a.out or OUT / "kd_noise.json", {"benchmark": "kd_noise", "n": len(archs), "noise_floor": noise,
+        write_json(a.out or RUNS / "kd_noise.json", {"benchmark": "kd_noise", "n": len(archs), "noise_floor": noise,
                                                     "machine": machine()})
         return 0
     scores = {s: score_all(archs, proxies, s, a.batch_size, a.classes) for s in seeds}

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OUT, machine, write_json  # noqa: E402
+from benchmarks._common import RUNS, machine, write_json  # noqa: E402
 
 
 def _free_port() -> int:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="npz:../shared/data/images/cifar10_test_1000.npz")
     ap.add_argument("--nodes", default="1,2", help="worker-node counts to time, in order (default 1,2)")
     ap.add_argument("--cpus-per-node", type=int, default=1)
-    ap.add_argument("--out", default=str(OUT / "ray_cluster.json"))
+    ap.add_argument("--out", default=str(RUNS / "ray_cluster.json"))
     args = ap.parse_args(argv)
     counts = sorted({int(n) for n in args.nodes.split(",")})
 

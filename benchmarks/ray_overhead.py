@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default="npz:../shared/data/images/cifar10_test_1000.npz")
     ap.add_argument("--num-cpus", type=int, default=os.cpu_count())
-    ap.add_argument("--out", default=str(HERE / "out" / "ray_overhead.json"))
+    ap.add_argument("--out", default=str(HERE.parent / "runs" / "ray_overhead.json"))
     args = ap.parse_args(argv)
 
     import ray

@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--data", default="embedded")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "resume_kill.json"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "resume_kill.json"))
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="searchkd-resume-"))

@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="run only these settings, ';'-separated (e.g. 'synflow;diswot,nwot,synflow'): to split a run "
                          "over processes that share the cache")
     ap.add_argument("--seed-list", default=None, help="these seeds (comma-separated) instead of range(--seeds)")
-    ap.add_argument("--out", default=str(HERE / "out" / "search_quality.json"))
+    ap.add_argument("--out", default=str(HERE.parent / "runs" / "search_quality.json"))
     ap.add_argument("--cache", default=str(HERE / "out" / "cache" / "scores.jsonl"))
     args = ap.parse_args(argv)
     t0 = time.perf_counter()

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OUT, machine, write_json  # noqa: E402
+from benchmarks._common import RUNS, machine, write_json  # noqa: E402
 
 CONFIGS = {
     "1 thread": ["--threads", "1"],
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="busy one-thread processes in the 'under load' condition (default: one per core)")
     ap.add_argument("--conditions", default="idle,load")
     ap.add_argument("--max-seconds", type=float, default=600, help="stop a run after this long (recorded as censored)")
-    ap.add_argument("--out", default=str(OUT / "threads.json"))
+    ap.add_argument("--out", default=str(RUNS / "threads.json"))
     args = ap.parse_args(argv)
 
     conditions = [c for c in args.conditions.split(",") if c]

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cells", default=str(DATA / "nb201" / "naslib_zc_cifar10.csv"))
     ap.add_argument("--nb201", default=str(DATA / "nb201" / "nb201_cifar10.csv"))
     ap.add_argument("--images", default=str(DATA / "images" / "cifar10_test_1000.npz"))
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "zc_fidelity.json"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "zc_fidelity.json"))
     ap.add_argument("--proxies", default=",".join(PUBLISHED), help="comma-separated proxy names")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N cells of a seeded shuffle (0: all)")
     ap.add_argument("--seed", type=int, default=0, help="init seed of every network and proxy")
