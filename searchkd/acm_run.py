@@ -50,6 +50,8 @@ class ACMRunConfig:
     batch_size: int = 8
     eval_batch_size: int = 32
     calibrate: bool = True  # after stage 3, shift the gates onto the budget (acm_train.calibrate_budget)
+    task: str | None = None  # a labelled task (acm_task): stage 3's loss and the accuracy measured
+    task_steps: int = 200  # fine-tuning steps of the dense model and its classifier on the task
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,6 +69,12 @@ def check_acm_config(c: ACMRunConfig) -> None:
             raise SearchKDError(f"--budgets: {b!r} is outside (0, 1]")
     if min(c.stage1_steps, c.stage2_steps, c.stage3_steps) < 0 or min(c.batch_size, c.eval_batch_size) < 1:
         raise SearchKDError("stage steps must be >= 0 and batch sizes >= 1")
+    if c.task is not None:
+        from searchkd.data.text_tasks import load_task
+
+        load_task(c.task)  # an unknown name or a bad CSV: one line, before any work
+        if isinstance(c.task_steps, bool) or not isinstance(c.task_steps, int) or c.task_steps < 1:
+            raise SearchKDError(f"--task-steps must be a positive integer, got {c.task_steps!r}")
     if not is_text_data(c.data):
         raise SearchKDError(f"acm needs text data ({TEXT_DATA_FORMS}), got {c.data!r}")
     check_out_writable(c.out, directory=True)
@@ -174,7 +182,7 @@ def _check_existing(out: Path, budgets: Sequence[float], base_id: str, made: dic
             continue
         load_acm(d, base_id=base_id)  # corrupt or another base model: one line, before any work
         saved = read_json(d / "acm.json")
-        had = {"config": saved.get("config"), "data": saved.get("data"), "calibrate": saved.get("calibrate")}
+        had = {k: saved.get(k) for k in made}
         diff = _differences(had, made)
         if diff:
             raise SearchKDError(f"{d} was converted with other settings ({'; '.join(diff[:4])}): rerun with those, "
@@ -203,6 +211,7 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     from searchkd.io import write_json
     from searchkd.supernets.acm import acmize, ffn_layers
     from searchkd.supernets.acm_io import load_acm, save_acm
+    from searchkd.supernets.acm_stage3 import TaskRows
     from searchkd.supernets.acm_train import (ACMConfig, cache_ffn, calibrate_budget, data_id, stage1, stage2, stage3,
                                               stage_meta)
     from searchkd.teachers import resolve_teacher
@@ -216,14 +225,19 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     ffn_layers(dense)
     ac = ACMConfig(learners=c.learners, stage1_steps=c.stage1_steps, stage2_steps=c.stage2_steps,
                    stage3_steps=c.stage3_steps, batch_size=c.batch_size, seed=c.seed)
+    task = _tune_on_task(c, teacher, dense) if c.task is not None else None
+    if task is not None:
+        dense = task["dense"]
     train, held = text_split(c.data, teacher, c.seed)
     if len(train) < c.batch_size:
         raise SearchKDError(f"{train.name}: {len(train)} training rows, fewer than --batch-size {c.batch_size}")
     out = Path(c.out)
     base_id = teacher.info.id
     ids, mask = train.tensors(range(len(train)))
-    meta = stage_meta(base_id, ac, data_id(ids, mask))
-    made = {"config": asdict(ac), "data": meta["data"], "calibrate": bool(c.calibrate)}
+    tuned = f"+task:{c.task}:{c.task_steps}" if task is not None else ""  # the model converted is the tuned one
+    meta = stage_meta(base_id + tuned, ac, data_id(ids, mask))
+    made = {"config": asdict(ac), "data": meta["data"], "calibrate": bool(c.calibrate), "task": c.task,
+            "task_steps": c.task_steps if task is not None else None}
     _check_existing(out, c.budgets, base_id, made)
     ckpt = out / "stages"
 
@@ -244,16 +258,22 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     rows = []
     for b in c.budgets:
         target = _model_dir(out, b)
+        head = copy.deepcopy(task["head"]) if task is not None else None
         if target.exists():
             trained, saved = load_acm(target, base_id=base_id, device=device)
             calibration = saved.get("calibration")
+            if head is not None:
+                _load_head(head, target)
         else:
             model.load_state_dict(base_state)
-            stage3(model, dense, ids, mask, float(b), ac, meta=meta, ckpt=ckpt, progress=progress)
+            rows_of_task = TaskRows(*task["split"].train, head=head) if task is not None else None
+            stage3(model, dense, ids, mask, float(b), ac, meta=meta, ckpt=ckpt, progress=progress, task=rows_of_task)
             calibration = (calibrate_budget(model, ids, mask, float(b), seed=c.seed, tolerance=CALIBRATION_TOLERANCE)
                            if c.calibrate else None)
             save_acm(model, target, base={"id": base_id, "name": teacher.info.name}, tokenizer_dir=tokenizer_dir,
                      extra={"budget": float(b), **made, "calibration": calibration})
+            if head is not None:
+                _save_head(head, target)
             (ckpt / f"stage3-b{b:g}.pt").unlink(missing_ok=True)  # the saved model is the resumable result
             trained = model
         trained.eval()
@@ -262,16 +282,55 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
         row["wall_time_ratio"] = _wall(trained, held_batches, acm=True) / dense_wall
         static = truncate_ffn(dense, min(1.0, row["fraction"]))
         srow = _evaluate(static, dense_out, held_batches, acm=False)
+        if task is not None:
+            from searchkd.supernets.acm_task import accuracy
+
+            row["task_accuracy"] = accuracy(trained, head, task["split"].test)
+            srow["task_accuracy"] = accuracy(static, task["head"], task["split"].test)
         row["static"] = {"fraction": min(1.0, row["fraction"]), **srow}
         row["model_dir"] = str(target)
         rows.append(row)
     result = {"searchkd_version": __version__, "config": {k: v for k, v in asdict(c).items() if k != "extra"},
               "base": teacher.info.as_dict(), "acm": {k: v for k, v in asdict(ac).items()},
               "held_out_rows": len(held), "dense_wall_seconds": dense_wall, "rows": rows,
+              "task": task["summary"] if task is not None else None,
               "seconds": time.perf_counter() - t_start}
     write_json(out / "acm.json", result)
     _plot(rows, out / "acm.png", teacher.info.name)
     return result
+
+
+def _tune_on_task(c: ACMRunConfig, teacher: Any, dense: Any) -> dict[str, Any]:
+    """The dense model and a classifier fine-tuned on ``c.task`` (:mod:`searchkd.supernets.acm_task`)."""
+    from searchkd.seeds import stream_seed
+    from searchkd.supernets.acm_task import accuracy, finetune_classifier, load_task_split, new_head
+
+    split = load_task_split(c.task, teacher.tokenizer, c.seed)
+    tuned = copy.deepcopy(dense)
+    head = new_head(int(tuned.config.hidden_size), len(split.classes), stream_seed(c.seed, "acm", 0x7A5C))
+    head = head.to(next(tuned.parameters()).device)
+    losses = finetune_classifier(tuned, head, split.train, steps=c.task_steps, batch_size=max(c.batch_size, 16),
+                                 seed=c.seed, name="task")
+    summary = {"name": split.name, "classes": list(split.classes), "n_train": len(split.train[0]),
+               "n_test": len(split.test[0]), "majority_accuracy": split.majority(), "task_steps": c.task_steps,
+               "final_train_loss": losses[-1] if losses else None, "dense_accuracy": accuracy(tuned, head, split.test)}
+    return {"dense": tuned.eval(), "head": head.eval(), "split": split, "summary": summary}
+
+
+def _save_head(head: Any, target: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(target / "task_head.safetensors"))
+
+
+def _load_head(head: Any, target: Path) -> None:
+    from safetensors.torch import load_file
+
+    try:
+        head.load_state_dict(load_file(str(target / "task_head.safetensors")))
+    except Exception as e:  # missing or another shape
+        raise SearchKDError(f"{target}: its task classifier cannot be read ({str(e).splitlines()[0] if str(e) else e!r}); "
+                            f"remove {target} to convert it again") from None
 
 
 def _plot(rows: list[dict[str, Any]], path: Path, name: str) -> None:

@@ -35,6 +35,11 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--no-calibrate", action="store_true",
                    help="leave the budget to stage 3's penalty alone, as the paper does (default: after stage 3, "
                         "shift the gates onto the budget when they miss it by more than 0.01)")
+    p.add_argument("--task", default=None,
+                   help="a labelled text task, pydoc-topics or csv:PATH (columns text,label): the dense model and a "
+                        "classifier are fine-tuned on it, stage 3 learns its loss and the accuracy is measured (default: "
+                        "none; stage 3 then learns agreement with the dense model's hidden states)")
+    p.add_argument("--task-steps", type=int, default=200, help="--task: fine-tuning steps of the dense model (default 200)")
     common(p)
     p.set_defaults(run=_cmd_acm)
 
@@ -45,7 +50,7 @@ def _cmd_acm(args: argparse.Namespace) -> int:
     config = ACMRunConfig(model=args.model, out=args.out, learners=args.learners, budgets=args.budgets,
                           data=args.data, seed=args.seed, device=args.device, stage1_steps=args.stage1_steps,
                           stage2_steps=args.stage2_steps, stage3_steps=args.stage3_steps, batch_size=args.batch_size,
-                          calibrate=not args.no_calibrate)
+                          calibrate=not args.no_calibrate, task=args.task, task_steps=args.task_steps)
     res = run_acm(config, progress=False if args.quiet else None)
     dense = res["rows"][0]["dense_flops_per_token"] if res["rows"] else 0
     print(f"{res['base']['name']}: {res['base']['layers']} FFN blocks -> ACMs of {args.learners} learners; "
@@ -57,6 +62,14 @@ def _cmd_acm(args: argparse.Namespace) -> int:
         print(f"{r['budget']:>6g} {r['fraction']:>8.3f} {r['flops_per_token'] / 1e6:>9.3f} {r['distill_loss']:>9.4g} "
               f"{r['hidden_cosine']:>7.4f} {r['embedding_cosine']:>7.4f} {r['wall_time_ratio']:>5.2f} | "
               f"{s['embedding_cosine']:>14.4f} {s['distill_loss']:>14.4g}")
+    if res.get("task"):
+        t = res["task"]
+        print(f"task {t['name']}: dense accuracy {t['dense_accuracy']:.3f} (majority {t['majority_accuracy']:.3f}); "
+              + ", ".join(f"b={r['budget']:g} ACM {r['task_accuracy']:.3f} static cut {r['static']['task_accuracy']:.3f}"
+                          for r in res["rows"]))
+    for r in res["rows"]:
+        if r.get("bounded"):
+            print(f"budget {r['budget']:g}: calibration hit its bound (fraction {r['fraction']:.3f})")
     print(f"wrote {args.out}/acm.json, {args.out}/acm.png and {len(res['rows'])} converted model(s) "
           f"(searchkd.api.load_acm) in {res['seconds']:.0f} s")
     return 0
