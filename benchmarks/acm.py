@@ -10,6 +10,15 @@ cosine (as ``acm.json``), plus the wall-time ratio to the dense model.
     PYTHONPATH=. python benchmarks/acm.py --run runs/acm-minilm --steps 100
     PYTHONPATH=. python benchmarks/acm.py --run runs/acm-minilm --wall-only --out benchmarks/out/acm_wall.json
 
+    PYTHONPATH=. python benchmarks/acm.py --runs runs/acm-s0,runs/acm-s1,runs/acm-s2 --out F.json  # --task runs
+
+``--runs`` (runs of ``searchkd acm --task``, one per seed; issue 25's benchmark 1): per budget,
+the ACM's task accuracy against the static cut of equal FLOPs trained on the same task loss for
+the same total steps as the ACM (stage 1 + 2 + 3, stage 3's batch size and batches), from the
+same task-tuned dense model and classifier (recomputed: seeded), plus both models'
+sentence-embedding cosine with that dense model on the held-out text, and per layer the
+largest share of real tokens at one k.
+
 Writes ``--out`` (default ``runs/acm.json``) and prints the table. ``--wall-only``
 measures wall time alone (run it on an idle machine): the dense encoder, each budget's
 converted model as saved, the same model with every gate forced to k = N (all learners on every
@@ -33,16 +42,15 @@ from benchmarks._common import RUNS, machine, write_json  # noqa: E402
 
 def distil_static(static, dense, ids, mask, *, steps: int, batch_size: int, seed: int, lr: float = 1e-4) -> list[float]:
     """End-to-end hidden-state distillation of ``static`` (in place), seeded batches."""
-    import numpy as np
     import torch
 
-    from searchkd.supernets.acm_train import hidden_loss
+    from searchkd.supernets.acm_train import batch_rows, hidden_loss
 
     opt = torch.optim.Adam(static.parameters(), lr=lr)
     static.train()
     losses = []
     for step in range(steps):
-        idx = torch.from_numpy(np.random.default_rng([seed, 3, step]).choice(len(ids), size=batch_size, replace=False))
+        idx = batch_rows(step, len(ids), batch_size, seed, "stage3")  # stage 3's batches
         b_ids, b_mask = ids[idx], mask[idx]
         with torch.no_grad():
             target = dense(input_ids=b_ids, attention_mask=b_mask).last_hidden_state
@@ -58,7 +66,8 @@ def distil_static(static, dense, ids, mask, *, steps: int, batch_size: int, seed
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="a finished `searchkd acm` output directory")
+    p.add_argument("--run", help="a finished `searchkd acm` output directory")
+    p.add_argument("--runs", help="comma-separated finished `searchkd acm --task` runs, one per seed (see above)")
     p.add_argument("--steps", type=int, default=None, help="static distillation steps (default: the run's stage-3 steps)")
     p.add_argument("--out", default=str(RUNS / "acm.json"))
     p.add_argument("--threads", type=int, default=1)
@@ -73,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     from searchkd.io import read_json
 
     torch.set_num_threads(args.threads)
+    if args.runs:
+        return task_mode(args)
+    if not args.run:
+        p.error("--run or --runs is required")
     run = read_json(Path(args.run) / "acm.json")
     c = run["config"]
     steps = run["acm"]["stage3_steps"] if args.steps is None else args.steps
@@ -112,9 +125,62 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def task_mode(args) -> int:
+    """Issue 25's benchmark 1 over ``args.runs`` (see the module docstring)."""
+    import numpy as np
+    import torch
+
+    from searchkd.acm_run import ACMRunConfig, _evaluate, _tune_on_task, truncate_ffn
+    from searchkd.evaluate_text import _teacher, text_split
+    from searchkd.io import read_json
+    from searchkd.supernets.acm_task import accuracy, finetune_classifier
+
+    per_budget: dict[float, dict] = {}
+    for run_dir in args.runs.split(","):
+        run = read_json(Path(run_dir) / "acm.json")
+        c, a = run["config"], run["acm"]
+        if not c.get("task"):
+            raise SystemExit(f"{run_dir}: not a --task run")
+        teacher = _teacher(c["model"], None, "cpu")
+        cfg = ACMRunConfig(**{k: tuple(v) if k == "budgets" else v for k, v in c.items()})
+        task = _tune_on_task(cfg, teacher, teacher.model.eval())
+        dense = task["dense"]
+        _, held = text_split(c["data"], teacher, c["seed"])
+        batches = [held.tensors(range(i, min(i + 32, len(held)))) for i in range(0, len(held), 32)]
+        with torch.no_grad():
+            ref = [dense(input_ids=i, attention_mask=m).last_hidden_state for i, m in batches]
+        steps = a["stage1_steps"] + a["stage2_steps"] + a["stage3_steps"]
+        for r in run["rows"]:
+            static, head = truncate_ffn(dense, min(1.0, r["fraction"])), copy.deepcopy(task["head"])
+            finetune_classifier(static, head, task["split"].train, steps=steps, batch_size=a["batch_size"],
+                                seed=c["seed"], name="stage3")
+            agree = _evaluate(static, ref, batches, acm=False)
+            k = [np.asarray(h, dtype=float) for h in r["k_distribution"]]
+            d = per_budget.setdefault(r["budget"], {"acm_accuracy": [], "static_accuracy": [], "acm_cosine": [],
+                                                    "static_cosine": [], "fraction": [], "max_k_share": []})
+            d["acm_accuracy"].append(r["task_accuracy"])
+            d["static_accuracy"].append(accuracy(static, head, task["split"].test))
+            d["acm_cosine"].append(r["embedding_cosine"])
+            d["static_cosine"].append(agree["embedding_cosine"])
+            d["fraction"].append(r["fraction"])
+            d["max_k_share"].append([float(h.max() / h.sum()) for h in k])
+            print(f"{run_dir} b={r['budget']:g} frac {r['fraction']:.3f}: ACM acc {d['acm_accuracy'][-1]:.3f} cos "
+                  f"{d['acm_cosine'][-1]:.4f} | static cut +{steps} steps acc {d['static_accuracy'][-1]:.3f} cos "
+                  f"{d['static_cosine'][-1]:.4f} | largest share at one k {max(d['max_k_share'][-1]):.3f}", flush=True)
+    rows = []
+    for b, d in sorted(per_budget.items()):
+        stat = {k: {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "values": v}
+                for k, v in d.items() if k != "max_k_share"}
+        rows.append({"budget": b, **stat, "max_k_share_per_layer": d["max_k_share"],
+                     "largest_k_share": max(max(x) for x in d["max_k_share"])})
+    write_json(Path(args.out), {"runs": args.runs.split(","), "static_steps": "stage1 + stage2 + stage3 steps of each run",
+                                "rows": rows, "machine": machine()})
+    return 0
+
+
 def wall_only(args, run: dict, dense, batches, held) -> int:
     from searchkd.acm_run import run_batches, truncate_ffn
-    from searchkd.supernets.acm import acm_modules
+    from searchkd.supernets.acm import all_learners
     from searchkd.supernets.acm_io import load_acm
 
     def once(model, acm: bool) -> float:
@@ -123,9 +189,7 @@ def wall_only(args, run: dict, dense, batches, held) -> int:
     rows = []
     for r in run["rows"]:
         acm_model, _ = load_acm(r["model_dir"])
-        full = copy.deepcopy(acm_model)
-        for m in acm_modules(full):
-            m.force_k = m.learners
+        full = all_learners(acm_model)
         static = truncate_ffn(dense, min(1.0, r["fraction"]))
         best = {"dense": float("inf"), "acm": float("inf"), "acm_all_learners": float("inf"), "static": float("inf")}
         once(dense, False), once(acm_model, True)  # warm-up

@@ -144,6 +144,7 @@ def _evaluate(model: Any, dense_out: list[Any], batches: list[tuple[Any, Any]], 
     if acm:
         row.update(count_flops(model))
         row["k_distribution"] = [[int(v) for v in h] for h in hist]
+        row["max_k_share"] = [float(h.max() / h.sum().clamp_min(1)) for h in hist]  # adaptivity: 1.0 = one k for all
         row["mean_k"] = [float((h * torch.arange(len(h))).sum() / h.sum().clamp_min(1)) for h in hist]
     return row
 
@@ -300,6 +301,34 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     return result
 
 
+def _plot_k(ax: Any, rows: list[dict[str, Any]]) -> None:
+    """Stacked bars: per budget and layer, the share of real held-out tokens at each k."""
+    import numpy as np
+
+    pos, labels, width = 0.0, [], 0.8
+    colours = None
+    for r in rows:
+        dist = np.asarray(r["k_distribution"], dtype=float)
+        share = dist / dist.sum(1, keepdims=True).clip(min=1)
+        if colours is None:
+            import matplotlib.pyplot as plt
+
+            colours = plt.cm.viridis(np.linspace(0, 1, share.shape[1]))
+        for i, layer in enumerate(share):
+            bottom = 0.0
+            for k, v in enumerate(layer):
+                ax.bar(pos, v, width, bottom=bottom, color=colours[k],
+                       label=f"k={k}" if (r is rows[0] and i == 0) else None)
+                bottom += v
+            labels.append((pos, f"L{i}" + (f"\nb={r['budget']:g}" if i == 0 else "")))
+            pos += 1
+        pos += 1
+    ax.set_xticks([p for p, _ in labels], [t for _, t in labels], fontsize=6)
+    ax.set_ylabel("share of real tokens")
+    ax.set_title("learners per token (k), per budget and layer", fontsize=9)
+    ax.legend(fontsize=7, ncol=6, loc="upper right")
+
+
 def _tune_on_task(c: ACMRunConfig, teacher: Any, dense: Any) -> dict[str, Any]:
     """The dense model and a classifier fine-tuned on ``c.task`` (:mod:`searchkd.supernets.acm_task`)."""
     from searchkd.seeds import stream_seed
@@ -342,7 +371,9 @@ def _plot(rows: list[dict[str, Any]], path: Path, name: str) -> None:
     from searchkd.io import atomic_path
 
     x = [r["fraction"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig = plt.figure(figsize=(9, 6.4))
+    top = fig.subplots(2, 2, gridspec_kw={"height_ratios": [1, 1]})
+    axes = top[0]
     for ax, key, label in ((axes[0], "embedding_cosine", "sentence-embedding cosine"),
                            (axes[1], "distill_loss", "held-out distillation loss (MSE)")):
         ax.plot(x, [r[key] for r in rows], "o-", label="ACM")
@@ -354,6 +385,9 @@ def _plot(rows: list[dict[str, Any]], path: Path, name: str) -> None:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    for ax in top[1]:
+        ax.remove()
+    _plot_k(fig.add_subplot(2, 1, 2), rows)
     fig.suptitle(f"ACM vs static width: {name}", fontsize=10)
     fig.tight_layout()
     tmp = atomic_path(path)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from searchkd.errors import SearchKDError
 
 __all__ = ["ACM", "ACMOutput", "ACMShape", "acmize", "acm_modules", "ffn_layers", "count_flops", "reset_flops",
-           "set_token_mask", "ACTIVATIONS", "GATE_HIDDEN", "GATES"]
+           "set_token_mask", "ACTIVATIONS", "GATE_HIDDEN", "GATES", "all_learners"]
 
 GATE_HIDDEN = 16  # the authors' ViT-B setting
 GATES = ("linear3", "mlp")
@@ -312,6 +312,16 @@ def _init_from_dense(acm: ACM, inter: nn.Linear, out: nn.Linear) -> None:
 
 
 # ---- FLOPs accounting -----------------------------------------------------------------------
+def all_learners(model: nn.Module) -> nn.Module:
+    """A copy of a converted model whose every gate is forced to k = N (every learner on every token)."""
+    import copy
+
+    full = copy.deepcopy(model)
+    for m in acm_modules(full):
+        m.force_k = m.learners
+    return full
+
+
 def reset_flops(model: nn.Module) -> None:
     for m in acm_modules(model):
         m.flops, m.tokens = 0.0, 0
