@@ -13,7 +13,8 @@
 4. The wall time of the search (SuperLM training, scoring, export).
 
 Stages (each merges into ``--out``): ``students`` (search, students and their controls,
-agreement), ``teacher`` (the teacher's fine-tuning rows).
+agreement), ``teacher`` (the teacher's fine-tuning rows); ``merge`` copies the teacher rows of
+a ``teacher`` run written to another file (run beside ``students`` on the second core).
 
     PYTHONPATH=. python benchmarks/bert_downstream.py --stage students --out benchmarks/out/bert_downstream.json
     PYTHONPATH=. python benchmarks/bert_downstream.py --stage teacher --out benchmarks/out/bert_downstream.json
@@ -33,7 +34,10 @@ from bert_recipe import other_topics_text  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--stage", choices=["students", "teacher"], required=True)
+    p.add_argument("--stage", choices=["students", "teacher", "merge"], required=True,
+                   help="merge: copy the teacher rows of --teacher-report (a --stage teacher run written elsewhere, "
+                   "run beside --stage students) into --out")
+    p.add_argument("--teacher-report")
     p.add_argument("--work", default="runs/bert_downstream")
     p.add_argument("--supernet-steps", type=int, default=60)
     p.add_argument("--supernet-lr", type=float, default=None)
@@ -54,6 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     from searchkd.supernets import SuperLM
     from searchkd.supernets.superlm_init import cut_net, pretrained_shape
 
+    if args.stage == "merge":
+        report, other = read_json(args.out), read_json(args.teacher_report)
+        rows = [r for r in other["downstream"]["rows"] if r["role"] == "teacher"]
+        report["downstream"]["rows"] = [r for r in report["downstream"]["rows"] if r["role"] != "teacher"] + rows
+        report["commands"] += other["commands"] + ["python benchmarks/bert_downstream.py " + " ".join(argv or sys.argv[1:])]
+        report["seconds_teacher"] = other.get("seconds_teacher")
+        write_json(args.out, report)
+        print(f"wrote {args.out}")
+        return 0
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     work = Path(args.work)
