@@ -12,8 +12,8 @@ encoder converted by :func:`searchkd.supernets.acm.acmize`.
    i + 1, and i = 0 or no such i gives N (:func:`labels_from_errors`; so k = 0 is never a
    label, and a token whose first learner barely helps gets all N). Each gate learns its
    labels by the NLL of its hard Gumbel-softmax sample (temperature 0.8, straight-through),
-   ``log(sample + 1e-20)``, as theirs; ``stage2_loss="ce"`` is plain cross-entropy on the
-   logits (this project's earlier variant).
+   ``log(sample + 1e-20)``, as theirs (this project's earlier cross-entropy on the logits and
+   its "first k whose next learner helps less" labels are gone: no measurement kept them).
 3. **End-to-end fine-tuning** per target budget (:mod:`searchkd.supernets.acm_stage3`).
 
 Every stage is checkpointed (``stage1.pt``, ``stage2.pt``, ``stage3-b{b}.pt``: the trained
@@ -62,8 +62,6 @@ class ACMConfig:
     budget_weight: float = 0.1
     diversity_weight: float = 0.05
     entropy_weight: float = 0.05
-    stage2_loss: str = "gumbel-nll"
-    gate: str = "linear3"
     seed: int = 0
     checkpoint_every: int = 50
 
@@ -73,8 +71,6 @@ class ACMConfig:
         if min(self.stage1_steps, self.stage2_steps, self.stage3_steps) < 0 or min(self.token_batch, self.batch_size,
                                                                                   self.cache_tokens) < 1:
             raise SearchKDError(f"ACMConfig: steps must be >= 0 and batch sizes >= 1, got {self}")
-        if self.stage2_loss not in ("gumbel-nll", "ce"):
-            raise SearchKDError(f"ACMConfig: stage2_loss {self.stage2_loss!r} (gumbel-nll, ce)")
 
 
 CALIBRATION_BOUND = 64.0  # |shift| of calibrate_budget's bisection
@@ -247,10 +243,7 @@ def stage2(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], con
     labels = [gate_labels(a, x.to(device), y.to(device), config.label_factor).cpu() for a, (x, y) in zip(acms, cache)]
 
     def gate_loss(acm: ACM, x: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
-        logits = acm.gate_logits(x)
-        if config.stage2_loss == "ce":
-            return nn.functional.cross_entropy(logits, lab)
-        sample = nn.functional.gumbel_softmax(logits.float(), tau=acm.tau, hard=True)
+        sample = nn.functional.gumbel_softmax(acm.gate_logits(x).float(), tau=acm.tau, hard=True)
         return nn.functional.nll_loss((sample + 1e-20).log(), lab)
 
     def loss(step: int) -> torch.Tensor:
