@@ -122,8 +122,11 @@ def stage3(model: nn.Module, dense: nn.Module, ids: torch.Tensor, mask: torch.Te
 
     def loss(step: int) -> torch.Tensor:
         if task is not None:
+            from searchkd.supernets.acm_task import trim
+
             idx = batch_rows(step, len(task.ids), config.batch_size, config.seed, "stage3")
-            b_ids, b_mask, b_y = task.ids[idx].to(device), task.mask[idx].to(device), task.labels[idx].to(device)
+            b_ids, b_mask = (t.to(device) for t in trim(task.ids[idx], task.mask[idx]))
+            b_y = task.labels[idx].to(device)
             main = nn.functional.cross_entropy(pooled_logits(model, task.head, b_ids, b_mask), b_y)
         else:
             idx = batch_rows(step, len(ids), config.batch_size, config.seed, "stage3")

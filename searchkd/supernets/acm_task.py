@@ -22,7 +22,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-__all__ = ["TaskSplit", "load_task_split", "finetune_classifier", "accuracy"]
+__all__ = ["TaskSplit", "load_task_split", "finetune_classifier", "accuracy", "trim"]
+
+
+def trim(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch without the padding columns past its longest row (nothing real changes)."""
+    n = max(1, int(mask.sum(1).max()))
+    return ids[:, :n], mask[:, :n]
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,8 @@ def finetune_classifier(encoder: nn.Module, head: nn.Module, rows: tuple[torch.T
         idx = batch_rows(step, len(ids), batch_size, seed, name)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(step_seed(seed, name, step))
-            loss = nn.functional.cross_entropy(pooled_logits(encoder, head, ids[idx].to(device), mask[idx].to(device)),
+            b_ids, b_mask = trim(ids[idx], mask[idx])
+            loss = nn.functional.cross_entropy(pooled_logits(encoder, head, b_ids.to(device), b_mask.to(device)),
                                                y[idx].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -94,7 +101,8 @@ def accuracy(encoder: nn.Module, head: nn.Module, rows: tuple[torch.Tensor, torc
     encoder.eval()
     correct = 0
     for i in range(0, len(ids), batch_size):
-        logits = pooled_logits(encoder, head, ids[i:i + batch_size].to(device), mask[i:i + batch_size].to(device))
+        b_ids, b_mask = trim(ids[i:i + batch_size], mask[i:i + batch_size])
+        logits = pooled_logits(encoder, head, b_ids.to(device), b_mask.to(device))
         correct += int((logits.argmax(-1).cpu() == y[i:i + batch_size]).sum())
     encoder.train(was)
     return correct / len(ids)
