@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", help="a finished `searchkd acm` output directory")
     p.add_argument("--runs", help="comma-separated finished `searchkd acm --task` runs, one per seed (see above)")
+    p.add_argument("--merge", help="comma-separated JSON files written by --runs, combined into --out")
     p.add_argument("--steps", type=int, default=None, help="static distillation steps (default: the run's stage-3 steps)")
     p.add_argument("--out", default=str(RUNS / "acm.json"))
     p.add_argument("--threads", type=int, default=1)
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     from searchkd.io import read_json
 
     torch.set_num_threads(args.threads)
+    if args.merge:
+        return merge(args)
     if args.runs:
         return task_mode(args)
     if not args.run:
@@ -167,14 +170,49 @@ def task_mode(args) -> int:
             print(f"{run_dir} b={r['budget']:g} frac {r['fraction']:.3f}: ACM acc {d['acm_accuracy'][-1]:.3f} cos "
                   f"{d['acm_cosine'][-1]:.4f} | static cut +{steps} steps acc {d['static_accuracy'][-1]:.3f} cos "
                   f"{d['static_cosine'][-1]:.4f} | largest share at one k {max(d['max_k_share'][-1]):.3f}", flush=True)
+    write_json(Path(args.out), {"runs": args.runs.split(","), "static_steps": "stage1 + stage2 + stage3 steps of each run",
+                                "rows": _aggregate(per_budget), "machine": machine()})
+    return 0
+
+
+def _aggregate(per_budget: dict) -> list[dict]:
+    """Mean and sd over the runs (seeds) of every measured list, per budget."""
+    import numpy as np
+
     rows = []
     for b, d in sorted(per_budget.items()):
         stat = {k: {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "values": v}
                 for k, v in d.items() if k != "max_k_share"}
         rows.append({"budget": b, **stat, "max_k_share_per_layer": d["max_k_share"],
                      "largest_k_share": max(max(x) for x in d["max_k_share"])})
-    write_json(Path(args.out), {"runs": args.runs.split(","), "static_steps": "stage1 + stage2 + stage3 steps of each run",
-                                "rows": rows, "machine": machine()})
+    return rows
+
+
+def merge(args) -> int:
+    """``--merge A.json,B.json``: files of ``--runs`` (e.g. one per seed, run as each finished)
+    combined into one table: their per-run values concatenated, then :func:`_aggregate`."""
+    from searchkd.io import read_json
+
+    per_budget: dict[float, dict] = {}
+    runs = []
+    for f in args.merge.split(","):
+        data = read_json(Path(f))
+        runs += data["runs"]
+        for r in data["rows"]:
+            d = per_budget.setdefault(r["budget"], {})
+            for k, v in r.items():
+                if isinstance(v, dict) and "values" in v:
+                    d.setdefault(k, []).extend(v["values"])
+            d.setdefault("max_k_share", []).extend(r["max_k_share_per_layer"])
+    rows = _aggregate(per_budget)
+    write_json(Path(args.out), {"runs": runs, "merged_from": args.merge.split(","),
+                                "static_steps": "stage1 + stage2 + stage3 steps of each run", "rows": rows,
+                                "machine": machine()})
+    for r in rows:
+        print(f"b={r['budget']:g} (n={len(r['acm_accuracy']['values'])}): ACM acc {r['acm_accuracy']['mean']:.3f} "
+              f"± {r['acm_accuracy']['sd']:.3f} | static {r['static_accuracy']['mean']:.3f} ± "
+              f"{r['static_accuracy']['sd']:.3f} | emb cos ACM {r['acm_cosine']['mean']:.4f} static "
+              f"{r['static_cosine']['mean']:.4f} | largest share at one k {r['largest_k_share']:.3f}")
     return 0
 
 
