@@ -134,6 +134,9 @@ def score_archs(space: str, archs: list[str], proxies: list[str] | str, teacher:
         raise SearchKDError("no architectures to score")
     if supernet is not None and "superlm" not in names:
         raise SearchKDError("--supernet is the SuperLM of the superlm proxy; no proxy here uses it")
+    if supernet is None and "superlm" in names:  # before the teacher and the text are loaded
+        raise SearchKDError("the superlm proxy needs a trained SuperLM: --supernet DIR (a search's OUT/supernet) "
+                            "for score, or a search trains one")
     ev = Evaluator(EvalConfig(space, tuple(names), teacher, teacher_weights, data, batch_size, seed, device or "auto",
                               supernet=supernet))
     rows = []

@@ -110,6 +110,26 @@ def _check_out(path: str | None, suffixes: tuple[str, ...]) -> None:
         check_out_writable(path, directory=False)
 
 
+def _one_line_warnings(run: Any) -> Any:
+    """``run(args)`` with searchkd's own warnings (a teacher smaller than the space's students) as
+    one ``searchkd: warning:`` line each, as ``search`` prints them."""
+    import functools
+
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace) -> int:
+        import warnings
+
+        from searchkd.cli_search import _warning_lines
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", UserWarning)
+            warnings.showwarning = _warning_lines(warnings.showwarning)
+            return run(args)
+
+    return wrapped
+
+
+@_one_line_warnings
 def _cmd_score(args: argparse.Namespace) -> int:
     from searchkd import api
     from searchkd.io import write_rows
@@ -135,6 +155,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+@_one_line_warnings
 def _cmd_correlation(args: argparse.Namespace) -> int:
     from searchkd import api
     from searchkd.bench import correlation

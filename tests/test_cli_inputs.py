@@ -59,6 +59,7 @@ def test_acm_budgets_refuse_nan(capsys):
     (["--strategy", "random", "--proxy", "params", "--dataset", "cifar100"], "there is no --ground-truth"),
     (["--strategy", "random", "--proxy", "params", "--cpus-per-trial", "4"], "runs locally"),
     (["--strategy", "random", "--proxy", "params", "--teacher-candidates", "resnet20,resnet56"], "not auto"),
+    (["--strategy", "random", "--proxy", "params", "--teacher-weights", "/etc/hostname"], "no proxy of this search"),
 ])
 def test_a_search_flag_that_would_be_ignored_or_replaced_is_refused(capsys, tmp_path, args, fragment):
     out = tmp_path / "out"

@@ -18,7 +18,7 @@ from typing import Any
 
 from searchkd.errors import SearchKDError
 
-__all__ = ["check_applicable", "option_flag"]
+__all__ = ["check_applicable", "check_teacher_used", "option_flag"]
 
 #: options that size something: 0 must not stand for "the default"
 _POSITIVE = ("width", "cells", "images")
@@ -76,3 +76,21 @@ def check_applicable(config: Any) -> None:
         if given:
             raise SearchKDError(f"{given[0]} sets how a SuperLM is trained, and --supernet {config.supernet} reuses one "
                                 f"already trained: leave one of them out")
+
+
+def check_teacher_used(config: Any, text: bool) -> None:
+    """``--teacher-weights`` when no proxy of the search reads the teacher (``params``, ``synflow``
+    …): the weights would never be loaded, or even checked."""
+    if config.teacher_weights is None:
+        return
+    if text:
+        from searchkd.evaluate_text import _NEEDS_TEACHER
+
+        used = any(p in _NEEDS_TEACHER for p in config.proxies)
+    else:
+        from searchkd.proxies import get_proxy
+
+        used = any(get_proxy(p).needs_teacher for p in config.proxies)
+    if not used:
+        raise SearchKDError(f"--teacher-weights loads the teacher, and no proxy of this search ({config.proxy}) uses "
+                            f"one: leave it out")

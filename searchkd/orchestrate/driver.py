@@ -77,7 +77,7 @@ def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, chec
 
         space = get_space(config.space)
     import searchkd.strategies  # noqa: F401  (registration)
-    from searchkd.orchestrate.applicable import check_applicable
+    from searchkd.orchestrate.applicable import check_applicable, check_teacher_used
     from searchkd.registry import STRATEGIES
 
     strategy_cls = STRATEGIES.get(config.strategy)
@@ -103,6 +103,8 @@ def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, chec
         for p in config.proxies:
             get_proxy(p)
     check_applicable(config)
+    if check_proxies or text:
+        check_teacher_used(config, text)
     objectives = Objectives(config.objectives, config.proxies, config.combine)
     strategy_cls.check_objectives(len(objectives.names))
     ask_size = strategy_cls.default_ask_size if config.ask_size is None else config.ask_size
