@@ -76,7 +76,7 @@ def test_a_sweep_search_without_a_proxy_gets_its_strategys_own(tmp_path) -> None
     toml.write_text('[search]\nspace = "nb201"\nbudget = 2\n[grid]\nstrategy = ["darts", "sd-darts", "evolution"]\n')
     searches = load_sweep(toml)["searches"]
     proxies = {cfg.strategy: cfg.proxy for cfg in searches.values()}
-    assert proxies == {"darts": "derived_acc", "sd-darts": "derived_acc", "evolution": "diswot"}
+    assert proxies == {"darts": "derived_acc", "sd-darts": "derived_acc", "evolution": "kd"}
 
 
 def test_a_sweep_differentiable_search_without_data_trains_on_the_training_file(tmp_path) -> None:
