@@ -188,8 +188,6 @@ def run_search(
     t0 = time.perf_counter()
     plan = prepare(config, space, check_proxies=evaluator is None)
     config = plan.config
-    for note in _notes(plan):  # said before the search runs, and kept in result.json
-        warnings.warn(note, UserWarning, stacklevel=2)
     out = Path(out_dir)
     own_loop = getattr(plan.strategy_cls, "own_loop", False)
     prior, good = _check_out_dir(out, config, resume, getattr(plan.strategy_cls, "resume_may_change", RESUME_MAY_CHANGE),
@@ -225,6 +223,8 @@ def run_search(
     supernet = getattr(run, "supernet", None)
     result = _result(plan, records, time.perf_counter() - t0)
     result.to_json(out / tlog.RESULT)
+    for note in result.notes:  # said once the search ran (a bad input stays one error line), kept in result.json
+        warnings.warn(note, UserWarning, stacklevel=2)
     if supernet is not None and result.best is not None:  # after result.json: a failed export loses no search
         from searchkd.evaluate_text import export_search_best
 
