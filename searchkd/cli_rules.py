@@ -20,6 +20,7 @@ __all__ = ["check_flags_apply"]
 Rule = tuple[str, Callable[[argparse.Namespace], bool], str, str]
 
 _NO_GT, _LOCAL, _NO_AUTO = (lambda a: a.ground_truth is None), (lambda a: a.runner != "ray"), (lambda a: a.teacher != "auto")
+_NO_TASK = (lambda a: a.task is None)
 _RULES: dict[str, tuple[Rule, ...]] = {
     "search": (
         ("column", _NO_GT, "names the accuracy column of --ground-truth", "there is no --ground-truth"),
@@ -27,6 +28,12 @@ _RULES: dict[str, tuple[Rule, ...]] = {
         ("cpus_per_trial", _LOCAL, "sizes the trials of --runner ray", "this search runs locally"),
         ("gpus_per_trial", _LOCAL, "sizes the trials of --runner ray", "this search runs locally"),
         ("teacher_candidates", _NO_AUTO, "are the choices of --teacher auto", "the teacher is not auto"),
+    ),
+    "acm": (
+        ("task_steps", _NO_TASK, "sets the dense model's fine-tuning steps on --task", "there is no --task"),
+    ),
+    "distill": (
+        ("finetune_steps", _NO_TASK, "sets the fine-tuning steps on --task", "there is no --task"),
     ),
     "score": (
         ("teacher_candidates", _NO_AUTO, "are the choices of --teacher auto", "the teacher is not auto"),
