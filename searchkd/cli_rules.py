@@ -32,9 +32,6 @@ _RULES: dict[str, tuple[Rule, ...]] = {
     "acm": (
         ("task_steps", _NO_TASK, "sets the dense model's fine-tuning steps on --task", "there is no --task"),
     ),
-    "distill": (
-        ("finetune_steps", _NO_TASK, "sets the fine-tuning steps on --task", "there is no --task"),
-    ),
     "score": (
         ("teacher_candidates", _NO_AUTO, "are the choices of --teacher auto", "the teacher is not auto"),
         ("max_params", _NO_AUTO, "is the student budget --teacher auto sizes the teacher to", "the teacher is not auto"),
