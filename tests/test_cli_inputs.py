@@ -196,7 +196,6 @@ def test_superlm_training_settings_beside_a_reused_supernet_are_refused():
 
 @pytest.mark.parametrize("argv, fragment", [
     (["acm", "--model", "minilm-l6", "--task-steps", "5", "--out", "{out}"], "--task-steps sets"),
-    (["distill", "--result", "{out}/result.json", "--finetune-steps", "5"], "--finetune-steps needs --task"),
 ])
 def test_task_settings_without_a_task_are_refused(capsys, tmp_path, argv, fragment):
     rc = main([a.format(out=tmp_path / "o") for a in argv])
