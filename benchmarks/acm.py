@@ -44,7 +44,7 @@ def distil_static(static, dense, ids, mask, *, steps: int, batch_size: int, seed
     """End-to-end hidden-state distillation of ``static`` (in place), seeded batches."""
     import torch
 
-    from searchkd.supernets.acm_train import batch_rows, hidden_loss
+    from searchkd.supernets.acm.train import batch_rows, hidden_loss
 
     opt = torch.optim.Adam(static.parameters(), lr=lr)
     static.train()
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from searchkd.acm_run import _evaluate, _wall, truncate_ffn
-    from searchkd.evaluate_text import _teacher, text_split
+    from searchkd.supernets.acm.run import _evaluate, _wall, truncate_ffn
+    from searchkd.evaluate.text import _teacher, text_split
     from searchkd.io import read_json
 
     torch.set_num_threads(args.threads)
@@ -133,10 +133,10 @@ def task_mode(args) -> int:
     import numpy as np
     import torch
 
-    from searchkd.acm_run import ACMRunConfig, _evaluate, _tune_on_task, truncate_ffn
-    from searchkd.evaluate_text import _teacher, text_split
+    from searchkd.supernets.acm.run import ACMRunConfig, _evaluate, _tune_on_task, truncate_ffn
+    from searchkd.evaluate.text import _teacher, text_split
     from searchkd.io import read_json
-    from searchkd.supernets.acm_task import accuracy, finetune_classifier
+    from searchkd.supernets.acm.task import accuracy, finetune_classifier
 
     per_budget: dict[float, dict] = {}
     for run_dir in args.runs.split(","):
@@ -217,9 +217,9 @@ def merge(args) -> int:
 
 
 def wall_only(args, run: dict, dense, batches, held) -> int:
-    from searchkd.acm_run import run_batches, truncate_ffn
-    from searchkd.supernets.acm import all_learners
-    from searchkd.supernets.acm_io import load_acm
+    from searchkd.supernets.acm.run import run_batches, truncate_ffn
+    from searchkd.supernets.acm.model import all_learners
+    from searchkd.supernets.acm.io import load_acm
 
     def once(model, acm: bool) -> float:
         return run_batches(model, batches, acm)

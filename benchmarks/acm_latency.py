@@ -58,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from searchkd.acm_run import truncate_ffn
-    from searchkd.evaluate_text import _teacher, text_split
+    from searchkd.supernets.acm.run import truncate_ffn
+    from searchkd.evaluate.text import _teacher, text_split
     from searchkd.io import read_json
-    from searchkd.supernets.acm import all_learners
-    from searchkd.supernets.acm_io import load_acm
+    from searchkd.supernets.acm.model import all_learners
+    from searchkd.supernets.acm.io import load_acm
 
     torch.set_num_threads(1)
     run = read_json(Path(args.run) / "acm.json")

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from searchkd import api
     from searchkd.distill.downstream import downstream_block
     from searchkd.distill.text import TeacherAgreement, fit_rows
-    from searchkd.evaluate_text import _qkv, _teacher, text_split
+    from searchkd.evaluate.text import _qkv, _teacher, text_split
     from searchkd.io import read_json, write_json
     from searchkd.supernets import SuperLM
     from searchkd.supernets.superlm_init import cut_net, pretrained_shape

@@ -54,7 +54,7 @@ def _config(steps: int, batch_size: int, lr: float, loss: str, teacher, seed: in
 def standalones(space, teacher, train, archs: list[str], *, config, device, work: Path) -> list[tuple]:
     """Distil each arch standalone from random init (resumable, in ``work/scratch/<arch>``):
     ``(model, stats, seconds)`` per arch."""
-    from searchkd.evaluate_text import _qkv
+    from searchkd.evaluate.text import _qkv
     from searchkd.supernets import SuperLM
 
     qkv, train_t, out = _qkv(teacher), train.tensors(range(len(train))), []
@@ -69,7 +69,7 @@ def standalones(space, teacher, train, archs: list[str], *, config, device, work
 
 def fidelity(space, teacher, train, held, archs: list[str], *, loss: str, steps: int, batch_size: int, lr: float,
              seed: int, device, work: Path) -> dict:
-    from searchkd.evaluate_text import _qkv
+    from searchkd.evaluate.text import _qkv
     from searchkd.supernets import SuperLM
 
     qkv = _qkv(teacher)
@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only distil the standalones (largest first) into --work, for a second process; writes no JSON")
     args = ap.parse_args(argv)
 
-    from searchkd.evaluate import resolve_device
-    from searchkd.evaluate_text import _teacher, text_split
+    from searchkd.devices import resolve_device
+    from searchkd.evaluate.text import _teacher, text_split
     from searchkd.spaces import get_space
 
     t0 = time.perf_counter()

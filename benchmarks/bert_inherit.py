@@ -40,7 +40,7 @@ def open_search(result: str, device: str):
     """(config, SuperLM, teacher, train, held) of a finished BERT search."""
     from searchkd.distill.select import read_result
     from searchkd.distill.text import supernet_dir
-    from searchkd.evaluate_text import _qkv, _teacher, text_split
+    from searchkd.evaluate.text import _qkv, _teacher, text_split
     from searchkd.supernets import SuperLM
 
     path = Path(result)
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from searchkd.distill.text import TeacherAgreement, fit_rows
-    from searchkd.evaluate import resolve_device
-    from searchkd.evaluate_text import _qkv
+    from searchkd.devices import resolve_device
+    from searchkd.evaluate.text import _qkv
     from searchkd.supernets import SuperLM
 
     t0 = time.perf_counter()

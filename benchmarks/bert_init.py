@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from searchkd.evaluate_text import _qkv, _teacher, text_split
+    from searchkd.evaluate.text import _qkv, _teacher, text_split
     from searchkd.io import write_json
     from searchkd.spaces import get_space
     from searchkd.supernets import SuperLM, SuperLMConfig

@@ -1,7 +1,7 @@
 """The exported student against its teacher, and what the weight sharing costs in training.
 
 1. The student a BERT search exported (``DIR/student``, loaded with
-   :func:`searchkd.export.load_exported`; without one, the best arch extracted from the
+   :func:`searchkd.hf.load.load_exported`; without one, the best arch extracted from the
    SuperLM) against the teacher, on the search's held-out split: parameters (and their
    ratio), the relation loss of its last layer's Q/K/V (beside the SuperLM's score of the same
    arch, which the export must reproduce), the affine-mapped embedding cosine and the
@@ -40,7 +40,7 @@ def held_out_loss(model, teacher, held, *, heads: int, kind: str, batch_size: in
     import torch
 
     from searchkd.supernets.superlm import relation_loss
-    from searchkd.text_teachers import text_features
+    from searchkd.teachers.text import text_features
 
     ids, mask = held
     total = 0.0
@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from searchkd.distill.text import TeacherAgreement, fit_rows
-    from searchkd.evaluate import resolve_device
-    from searchkd.evaluate_text import _qkv
-    from searchkd.export import load_exported
+    from searchkd.devices import resolve_device
+    from searchkd.evaluate.text import _qkv
+    from searchkd.hf.load import load_exported
     from searchkd.supernets import SuperLM
 
     t0 = time.perf_counter()

@@ -189,7 +189,7 @@ def main() -> None:
     gt = ground_truth(NB201_CSV)
     gt100: dict = {}
     if args.nb201_pth:
-        from searchkd.ground_truth import read_ground_truth
+        from searchkd.bench.ground_truth import read_ground_truth
 
         gt100 = dict(read_ground_truth(f"nb201:{args.nb201_pth}", "cifar100_test_acc", "cifar100"))
     setup = {"data": TRAIN.name, "search_images": args.images, "w_half": args.images // 2,

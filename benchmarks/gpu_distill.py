@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from searchkd.distill import prepare_teacher, run_distill
-    from searchkd.evaluate import resolve_device
+    from searchkd.devices import resolve_device
     from searchkd.spaces import get_space
 
     t0 = time.perf_counter()

@@ -249,7 +249,7 @@ def cv_fit(scores: dict[int, dict[str, list[float]]], kd: list[float], repeats: 
     seeds; on the held-out part, that model's τ and the size ranking's τ, same students.
     The grid includes all-zero weights (size alone), so the model can fall back to size.
     """
-    from searchkd.bench import _kendall_b
+    from searchkd.bench.stats import _kendall_b
 
     y = np.asarray(kd)
     seeds = sorted(scores)

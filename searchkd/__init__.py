@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from searchkd._version import __version__
 
 _API = {
     "score", "score_archs", "search", "load_result", "distill", "pick_teacher",

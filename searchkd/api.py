@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from searchkd.defaults import default_data, default_proxy
 from searchkd.errors import SearchKDError
 
 __all__ = ["get_space", "list_spaces", "list_proxies", "list_strategies", "list_teachers", "describe"]
@@ -84,7 +85,7 @@ def score(student: Any, teacher: Any = None, batch: Any = None, proxy: str = "di
     import torch
 
     from searchkd.data import load_images
-    from searchkd.evaluate import resolve_device
+    from searchkd.devices import resolve_device
     from searchkd.proxies import Scorer, get_proxy
     from searchkd.seeds import teacher_seed
     from searchkd.teachers import build_teacher
@@ -204,7 +205,7 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
     ``sd-darts``: ``derived_acc``), else the space's (BERT spaces: ``superlm``), else ``kd``.
 
     ``ground_truth`` (a CSV with ``arch`` and ``column``, or ``nb201:FILE.pth`` with ``dataset``,
-    see :mod:`searchkd.ground_truth`): after the search, the best arch's value (and official
+    see :mod:`searchkd.bench.ground_truth`): after the search, the best arch's value (and official
     index, where known) is looked up and stored in the result (``ground_truth``); the search
     never sees it.
     """
@@ -226,7 +227,7 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
               gpus_per_trial=gpus_per_trial, progress=progress)
     truth = None
     if ground_truth is not None:  # read first: a bad file is bad input, found before the search
-        from searchkd.ground_truth import read_ground_truth
+        from searchkd.bench.ground_truth import read_ground_truth
 
         truth = read_ground_truth(ground_truth, column, dataset)
     if out is None:
@@ -253,38 +254,6 @@ def _with_truth(result: Any, truth: Any, path: str | None, column: str, out: str
     return result
 
 
-def default_proxy(space: str, strategy: str) -> str:
-    """The proxy a search uses when it names none: the strategy's, the space's, or ``kd``
-    (on distillation ground truth it ranks students above size, and DisWOT far below both:
-    README "KD-aware ranking"; ``diswot`` stays one flag away)."""
-    from searchkd.registry import STRATEGIES
-
-    import searchkd.strategies  # noqa: F401  (registration)
-
-    cls = STRATEGIES.get(strategy) if strategy in STRATEGIES else None
-    if getattr(cls, "default_proxy", None):
-        return cls.default_proxy
-    return "superlm" if _is_text_space(space) else "kd"
-
-
-def default_data(space: str, strategy: str | None = None) -> str:
-    """The data a space is scored on when none is named: ``embedded`` images, or ``embedded-text``;
-    for ``darts``/``sd-darts`` the shared CIFAR-10 training file (they train on their data)."""
-    if strategy in ("darts", "sd-darts"):
-        from searchkd.strategies.darts import default_search_data
-
-        return default_search_data()
-    return "embedded-text" if _is_text_space(space) else "embedded"
-
-
-def _is_text_space(space: str) -> bool:
-    from searchkd.registry import SPACES
-
-    import searchkd.spaces  # noqa: F401  (registration)
-
-    return isinstance(space, str) and space in SPACES and getattr(SPACES.get(space), "modality", "image") == "text"
-
-
 def load_result(path: str) -> Any:
     """A search's ``result.json`` (or its directory) as a :class:`~searchkd.types.SearchResult`."""
     from searchkd.types import SearchResult
@@ -305,7 +274,7 @@ def distill(result: str, **options: Any) -> dict[str, Any]:
 def load_acm(path: str, *, base_id: str | None = None, device: Any = None) -> tuple[Any, dict[str, Any]]:
     """A model converted by ``searchkd acm`` (``OUT/model-b{budget}/``), in eval mode, and its
     ``acm.json``; ``base_id`` refuses one converted from another base model. See
-    :func:`searchkd.supernets.acm_io.load_acm`."""
-    from searchkd.supernets.acm_io import load_acm as _load
+    :func:`searchkd.supernets.acm.io.load_acm`."""
+    from searchkd.supernets.acm.io import load_acm as _load
 
     return _load(path, base_id=base_id, device=device)

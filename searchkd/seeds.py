@@ -17,7 +17,7 @@ independent streams, stable across numpy versions):
   are trained;
 * ``"split"`` — the train / held-out split of the distill stage;
 * ``"acm"`` + the stage's name + the step — the batches and Gumbel noise of each ACM
-  training step (:func:`searchkd.supernets.acm_train.step_seed`): stages 1, 2 and each
+  training step (:func:`searchkd.supernets.acm.steps.step_seed`): stages 1, 2 and each
   budget's stage 3 draw from streams of their own.
 
 Proxy scoring keeps ``seed`` itself for every student: all students of one search share it

@@ -42,7 +42,7 @@ def test_acm_writes_json_png_and_reloadable_models(setup, capsys):
     assert (out / "acm.png").stat().st_size > 1000
     assert "budget" in text and "acm.json" in text
     from searchkd.api import load_acm
-    from searchkd.supernets.acm import acm_modules
+    from searchkd.supernets.acm.model import acm_modules
 
     model, meta = load_acm(str(out / "model-b0.25"), base_id=res["base"]["id"])
     assert meta["budget"] == 0.25 and len(acm_modules(model)) == 2
@@ -142,7 +142,7 @@ def test_a_student_exported_by_the_autodistil_search_converts(setup, capsys, tmp
     5 heads of 3 beside a 36-wide hidden state) converts, and budget 1.0 runs every learner."""
     import torch
 
-    from searchkd.export import export_student
+    from searchkd.hf.export import export_student
     from searchkd.spaces._bert_net import BertNet
     from searchkd.spaces.bert import BertSpace
 
@@ -189,8 +189,8 @@ def test_a_converted_folder_is_not_a_plain_bert(setup, capsys, tmp_path):
     import transformers
 
     from searchkd.errors import SearchKDError
-    from searchkd.supernets.acm_io import load_acm
-    from searchkd.text_teachers import load_text_teacher
+    from searchkd.supernets.acm.io import load_acm
+    from searchkd.teachers.text import load_text_teacher
 
     root, teacher, prose = setup
     out = tmp_path / "run"

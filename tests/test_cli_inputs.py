@@ -117,7 +117,7 @@ def test_a_batch_scored_by_the_superlm_charges_each_arch_its_share():
     import time
     from types import SimpleNamespace
 
-    from searchkd.evaluate_text import TextScorer
+    from searchkd.evaluate.text import TextScorer
     from searchkd.spaces import get_space
 
     class SlowLM:

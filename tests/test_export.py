@@ -21,7 +21,8 @@ def need(name: str):
 torch = need("torch")
 transformers = need("transformers")
 
-from searchkd.export import export_student, load_exported, register_hf  # noqa: E402
+from searchkd.hf.export import export_student  # noqa: E402
+from searchkd.hf.load import load_exported, register_hf  # noqa: E402
 from searchkd.spaces._bert_net import BertNet  # noqa: E402
 from searchkd.spaces.bert import BertSpace, parse_arch  # noqa: E402
 
@@ -149,7 +150,7 @@ torch.save({{"last": o.last_hidden_state, "pooled": o.pooler_output}}, {str(tmp_
 
 
 def test_custom_shape_loads_without_remote_code_after_register_hf(custom_export):
-    from searchkd._hf_modeling import SearchKDBertModel
+    from searchkd.hf.modeling import SearchKDBertModel
 
     net, out = custom_export
     register_hf()
@@ -163,7 +164,7 @@ def test_custom_shape_loads_without_remote_code_after_register_hf(custom_export)
     assert_same(net, load_exported(out))
     assert transformers.AutoTokenizer.from_pretrained(out)("world")["input_ids"] == [2, 6, 3]
 
-    from searchkd._hf_modeling import SearchKDBertForSequenceClassification
+    from searchkd.hf.modeling import SearchKDBertForSequenceClassification
 
     clf, info = transformers.AutoModelForSequenceClassification.from_pretrained(out, num_labels=3,
                                                                                 output_loading_info=True)
@@ -244,7 +245,7 @@ def test_refusals_leave_nothing_behind(tmp_path, tok_dir):
 
 
 def test_an_export_that_does_not_reproduce_the_student_is_not_written(tmp_path, monkeypatch):
-    import searchkd.export as ex
+    import searchkd.hf.export as ex
 
     real = ex._hf_model
 
@@ -306,7 +307,7 @@ def test_load_exported_refuses_missing_or_corrupt_directories(tmp_path, custom_e
 
 
 def test_modeling_file_needs_only_torch_and_transformers():
-    import searchkd._hf_modeling as m
+    import searchkd.hf.modeling as m
 
     tree = ast.parse(Path(m.__file__).read_text())
     roots = {(n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
@@ -330,7 +331,7 @@ def test_teacher_tokenizer_files_are_copied(tmp_path):
 
 
 def test_searchkd_bert_with_the_stock_head_size_is_bert():
-    from searchkd._hf_modeling import SearchKDBertConfig, SearchKDBertModel
+    from searchkd.hf.modeling import SearchKDBertConfig, SearchKDBertModel
 
     kwargs = dict(vocab_size=VOCAB, hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48)
     torch.manual_seed(0)

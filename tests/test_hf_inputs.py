@@ -17,7 +17,7 @@ def test_a_folder_missing_ffn_weights_is_refused(tmp_path):
     need("transformers")
     from safetensors.torch import load_file, save_file
 
-    from searchkd.text_teachers import load_text_teacher
+    from searchkd.teachers.text import load_text_teacher
 
     teacher, _ = write_text_setup(tmp_path, paragraphs=1)
     load_text_teacher(f"hf:{teacher}")  # whole: loads

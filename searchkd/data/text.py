@@ -257,13 +257,13 @@ def load_text(spec: str, tokenizer: Any, max_length: int = 128, pack: bool = Tru
     Args:
         spec: ``embedded-text`` or ``text:PATH``.
         tokenizer: the teacher's Hugging Face tokenizer, or a
-            :class:`~searchkd.text_teachers.TextTeacher` (its tokenizer is used).
+            :class:`~searchkd.teachers.text.TextTeacher` (its tokenizer is used).
         max_length: tokens per row, special tokens included.
         pack: share rows between consecutive sentences of a document; else one sentence a row.
 
     Repeated sentences are kept once, so no held-out row shares a sentence with a train row.
     """
-    from searchkd.text_teachers import TextTeacher
+    from searchkd.teachers.text import TextTeacher
 
     tokenizer = tokenizer.tokenizer if isinstance(tokenizer, TextTeacher) else tokenizer
     if max_length < 8:

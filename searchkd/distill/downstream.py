@@ -53,7 +53,7 @@ def finetune_accuracy(encoder: Any, width: int, train: tuple[Any, Any, Any], tes
     labels) and return its accuracy on ``test`` (see the module docstring)."""
     import torch
 
-    from searchkd.text_teachers import mean_pool
+    from searchkd.teachers.text import mean_pool
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -193,11 +193,11 @@ def run_downstream(result: Any, *, task: str, top: int = 1, finetune_steps: int 
 
     import torch
 
-    from searchkd import __version__
+    from searchkd._version import __version__
     from searchkd.distill.select import pick_students, proxy_name, read_result
-    from searchkd.distill.text import search_split_seed, supernet_dir
-    from searchkd.evaluate import resolve_device
-    from searchkd.evaluate_text import _qkv, _teacher, text_split
+    from searchkd.distill.split import search_split_seed, supernet_dir
+    from searchkd.devices import resolve_device
+    from searchkd.evaluate.text import _qkv, _teacher, text_split
     from searchkd.io import read_json, write_json
     from searchkd.supernets.superlm import SuperLM
 

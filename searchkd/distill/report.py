@@ -16,9 +16,9 @@ def _clean(v: Any) -> float | None:
 def rank_correlations(x: Sequence[float | None], y: Sequence[float], *, seed: int = 0) -> dict[str, float | None]:
     """Kendall τ (τ-b) and Spearman ρ of scores ``x`` against accuracies ``y``, with two-sided
     permutation p-values (exact up to 8 pairs, else seeded resampling; see
-    :func:`searchkd.bench.rank_stats`, which computes them). A non-finite score ranks worst.
+    :func:`searchkd.bench.stats.rank_stats`, which computes them). A non-finite score ranks worst.
     None where undefined (under 3 pairs, or a constant column)."""
-    from searchkd.bench import rank_stats
+    from searchkd.bench.stats import rank_stats
 
     s = rank_stats(x, y, p_values=True, seed=seed)
     return {"n": len(x), "kendall_tau": _clean(s["kendall"]), "kendall_p": _clean(s["kendall_p"]),

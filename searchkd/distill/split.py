@@ -8,6 +8,7 @@ search's proxy batch stays in the train part).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,8 @@ from searchkd.distill.select import search_eval_config
 from searchkd.errors import SearchKDError
 from searchkd.seeds import stream_seed
 
-__all__ = ["load_data", "split_data", "proxy_batch", "SPLIT_KEYS"]
+__all__ = ["load_data", "split_data", "proxy_batch", "SPLIT_KEYS", "search_split_seed", "supernet_dir",
+           "check_superlm_rows"]
 
 #: what decides which images are trained on and which held out; a ``teacher.pt`` is only
 #: reused when all of them (and its arch and class count) match this run's
@@ -61,3 +63,34 @@ def split_data(spec: str, held_out: float, seed: int, keep_batch: tuple[int, int
                             f"{0 if keep is None else len(keep)} of them kept for the search's proxy batch)")
     moved = 0 if keep is None else int(np.isin(keep, full.split_indices(held_out, split_seed)[1]).sum())
     return train, held, moved
+
+
+# the split of a BERT-space search (its text), shared by the text distill and the downstream task
+def supernet_dir(config: dict[str, Any], out_dir: Path) -> Path:
+    """The SuperLM a search scored with: ``config.supernet`` (reused) or ``out_dir/supernet``."""
+    d = Path(config["supernet"]) if config.get("supernet") else out_dir / "supernet"
+    if not ((d / "config.json").is_file() and (d / "checkpoint.pt").is_file()):
+        raise SearchKDError(f"no SuperLM checkpoint at {d} (config.json, checkpoint.pt): the search's SuperLM is "
+                            "needed to verify its picks")
+    return d
+
+
+def search_split_seed(config: dict[str, Any]) -> int:
+    """The seed of a search's train/held-out text split, from its ``result.json`` config: the
+    proxies' seed ``proxy_seed`` when the search set one, else ``seed`` (as
+    :func:`searchkd.evaluate.text.split_seed` takes it from a live config)."""
+    proxy_seed = config.get("proxy_seed")
+    return int(config.get("seed", 0) if proxy_seed is None else proxy_seed)
+
+
+def check_superlm_rows(supernet: Path, train: tuple[Any, Any]) -> None:
+    """Refuse to verify on a split whose train rows are not the rows the SuperLM trained on
+    (its ``config.json`` records their fingerprint): the held-out rows would then include
+    rows the SuperLM (and the students it hands on) saw."""
+    from searchkd.io import read_json
+    from searchkd.supernets.superlm import _fingerprint
+
+    saved = read_json(supernet / "config.json").get("data")
+    if saved is not None and saved != _fingerprint(*train):
+        raise SearchKDError(f"{supernet} was trained on other rows than this search's train split (other text, "
+                            "seed or proxy_seed): its held-out rows would not be held out")

@@ -34,6 +34,7 @@ import numpy as np
 
 from searchkd.distill.report import rank_correlations
 from searchkd.distill.select import pick_students, proxy_name, read_result
+from searchkd.distill.split import check_superlm_rows, search_split_seed, supernet_dir
 from searchkd.errors import SearchKDError
 from searchkd.io import write_json
 
@@ -240,7 +241,7 @@ def _embeddings(forward: Callable[[Any, Any], Any], ids: Any, mask: Any, batch_s
     sequence of B×T×H tensors), one array per state."""
     import torch
 
-    from searchkd.text_teachers import mean_pool
+    from searchkd.teachers.text import mean_pool
 
     out: list[list[np.ndarray]] = []
     with torch.no_grad():
@@ -274,7 +275,7 @@ class TeacherAgreement:
       until a downstream fine-tune, as in MiniLMv2 and AutoDistil).
 
     Args:
-        teacher: a :class:`~searchkd.text_teachers.TextTeacher`.
+        teacher: a :class:`~searchkd.teachers.text.TextTeacher`.
         fit, held: ``(input_ids, attention_mask)`` of the rows that fit the map / measure.
     """
 
@@ -312,36 +313,6 @@ def fit_rows(train: Any, seed: int, rows: int = MAP_ROWS) -> tuple[Any, Any]:
     """``(input_ids, attention_mask)`` of at most ``rows`` train rows (a seeded subset, in
     order) that fit the embedding map."""
     return train.tensors(np.sort(np.random.default_rng([seed, 0xE5]).permutation(len(train))[:rows]))
-
-
-def supernet_dir(config: dict[str, Any], out_dir: Path) -> Path:
-    """The SuperLM a search scored with: ``config.supernet`` (reused) or ``out_dir/supernet``."""
-    d = Path(config["supernet"]) if config.get("supernet") else out_dir / "supernet"
-    if not ((d / "config.json").is_file() and (d / "checkpoint.pt").is_file()):
-        raise SearchKDError(f"no SuperLM checkpoint at {d} (config.json, checkpoint.pt): the search's SuperLM is "
-                            "needed to verify its picks")
-    return d
-
-
-def search_split_seed(config: dict[str, Any]) -> int:
-    """The seed of a search's train/held-out text split, from its ``result.json`` config: the
-    proxies' seed ``proxy_seed`` when the search set one, else ``seed`` (as
-    :func:`searchkd.evaluate_text.split_seed` takes it from a live config)."""
-    proxy_seed = config.get("proxy_seed")
-    return int(config.get("seed", 0) if proxy_seed is None else proxy_seed)
-
-
-def check_superlm_rows(supernet: Path, train: tuple[Any, Any]) -> None:
-    """Refuse to verify on a split whose train rows are not the rows the SuperLM trained on
-    (its ``config.json`` records their fingerprint): the held-out rows would then include
-    rows the SuperLM (and the students it hands on) saw."""
-    from searchkd.io import read_json
-    from searchkd.supernets.superlm import _fingerprint
-
-    saved = read_json(supernet / "config.json").get("data")
-    if saved is not None and saved != _fingerprint(*train):
-        raise SearchKDError(f"{supernet} was trained on other rows than this search's train split (other text, "
-                            "seed or proxy_seed): its held-out rows would not be held out")
 
 
 def run_text_distill(result: str | Path, *, top: int = 4, controls: int = 4, steps: int | None = None,
@@ -383,10 +354,10 @@ def run_text_distill(result: str | Path, *, top: int = 4, controls: int = 4, ste
     """
     import torch
 
-    from searchkd import __version__
+    from searchkd._version import __version__
     from searchkd.distill.verify import _slug
-    from searchkd.evaluate import resolve_device
-    from searchkd.evaluate_text import _qkv, _teacher, text_split
+    from searchkd.devices import resolve_device
+    from searchkd.evaluate.text import _qkv, _teacher, text_split
     from searchkd.spaces import get_space
     from searchkd.supernets.superlm import SuperLM
 

@@ -189,7 +189,7 @@ def prepare_teacher(result_path: str | Path, *, data: str | None = None, teacher
     """
     import torch
 
-    from searchkd.evaluate import resolve_device
+    from searchkd.devices import resolve_device
     from searchkd.spaces import get_space
 
     result_path = Path(result_path)
@@ -265,9 +265,9 @@ def run_distill(result_path: str | Path, *, top: int = 4, controls: int = 4, epo
     """
     import torch
 
-    from searchkd import __version__
+    from searchkd._version import __version__
     from searchkd.distill.train import TrainConfig, train_model
-    from searchkd.evaluate import resolve_device
+    from searchkd.devices import resolve_device
     from searchkd.spaces import get_space
 
     t_start = time.perf_counter()

@@ -84,7 +84,7 @@ def check_teacher_used(config: Any, text: bool) -> None:
     if config.teacher_weights is None:
         return
     if text:
-        from searchkd.evaluate_text import _NEEDS_TEACHER
+        from searchkd.evaluate.text import _NEEDS_TEACHER
 
         used = any(p in _NEEDS_TEACHER for p in config.proxies)
     else:

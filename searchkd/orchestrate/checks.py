@@ -62,7 +62,7 @@ def check_inputs(config: Any, space: Any, *, device: bool = True, data: bool = T
 
         resolve_teacher(config.teacher, space=config.space if isinstance(config.space, str) else None)
     if device and str(config.device).startswith("cuda"):
-        from searchkd.evaluate import resolve_device
+        from searchkd.devices import resolve_device
 
         resolve_device(config.device)
     elif config.device not in ("auto", "cpu") and not str(config.device).startswith("cuda"):

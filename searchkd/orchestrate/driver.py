@@ -33,7 +33,7 @@ from typing import Any, Callable, Generator, Mapping, Sequence
 
 import numpy as np
 
-from searchkd import __version__
+from searchkd._version import __version__
 from searchkd.errors import SearchKDError
 from searchkd.orchestrate import trials as tlog
 from searchkd.orchestrate.checks import StartGuard, check_inputs, check_out_writable
@@ -91,7 +91,7 @@ def prepare(config: SearchConfig | Mapping[str, Any], space: Any = None, *, chec
         raise SearchKDError("no proxy given")
     text = getattr(space, "modality", "image") == "text"
     if text:
-        from searchkd.evaluate_text import check_text_config
+        from searchkd.evaluate.text import check_text_config
 
         check_text_config(config, space)
     elif "superlm" in config.proxies or config.supernet is not None:
@@ -226,7 +226,7 @@ def run_search(
     for note in result.notes:  # said once the search ran (a bad input stays one error line), kept in result.json
         warnings.warn(note, UserWarning, stacklevel=2)
     if supernet is not None and result.best is not None:  # after result.json: a failed export loses no search
-        from searchkd.evaluate_text import export_search_best
+        from searchkd.evaluate.text import export_search_best
 
         result.student = str(export_search_best(absolute_config(config), supernet, result.best.arch, out))
         result.to_json(out / tlog.RESULT)
@@ -243,7 +243,7 @@ def _search_loop(plan: Plan, out: Path, run: Any, runner: str, good: int, prior:
     config = plan.config
     try:
         if evaluator is None and "superlm" in config.proxies:  # train (one Tune trial on Ray) or reuse a SuperLM
-            from searchkd.evaluate_text import ensure_superlm
+            from searchkd.evaluate.text import ensure_superlm
 
             run.supernet, _ = run.run_once(ensure_superlm, absolute_config(config), str(out.resolve()),
                                            progress if runner == "local" else False)

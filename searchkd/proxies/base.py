@@ -64,8 +64,8 @@ def register_proxy(name: str, *, needs_teacher: bool = False, prepare: Callable[
 
 
 def get_proxy(name: str) -> ProxySpec:
-    import searchkd.proxies  # noqa: F401  (registration)
-
+    """The proxy registered as ``name``. Every proxy is registered: importing this module imports
+    :mod:`searchkd.proxies` first, whose ``__init__`` imports each proxy's file."""
     return PROXIES.get(name)
 
 

@@ -18,7 +18,7 @@ from searchkd.distill.losses import kd_loss
 from searchkd.errors import SearchKDError, check_finite_loss, first_line
 from searchkd.io import append_jsonl, atomic_path, write_rows
 from searchkd.orchestrate import trials as tlog
-from searchkd.strategies.darts import CHECKPOINT, DartsOptions, _split, config_id, cosine_lr, data_id, write_alphas
+from searchkd.strategies._darts_base import CHECKPOINT, DartsOptions, _split, config_id, cosine_lr, data_id, write_alphas
 from searchkd.supernets.nb201_supernet import NB201Supernet, frozen_stats, second_order_alpha_grad
 
 __all__ = ["DartsLoop"]
@@ -31,7 +31,7 @@ class DartsLoop:
 
     def __init__(self, config: Any, options: DartsOptions, out: Path, *, resume: bool = False) -> None:
         from searchkd.distill.train import Images
-        from searchkd.evaluate import resolve_device
+        from searchkd.devices import resolve_device
         from searchkd.seeds import stream_seed
         from searchkd.spaces import get_space
 
@@ -113,7 +113,7 @@ class DartsLoop:
             return logits.new_zeros(())
         from torch.func import functional_call
 
-        from searchkd.strategies.sd_darts import vote
+        from searchkd.strategies._darts_base import vote
 
         names = [n for n, _ in self.model.named_parameters()]
         # train mode (batch statistics), as the supernet itself; neither the snapshots' nor the

@@ -5,7 +5,7 @@ After one weight-sharing SuperLM per sub-space is trained by self-attention rela
 distillation from the teacher (:mod:`searchkd.supernets.superlm`), AutoDistil evaluates
 the subnets of the sub-space inside it, without retraining, and takes the best by held-out
 distillation loss under the user's size constraint. Here the SuperLM is the ``superlm``
-score source (:mod:`searchkd.evaluate_text`) and this strategy enumerates the sub-space:
+score source (:mod:`searchkd.evaluate.text`) and this strategy enumerates the sub-space:
 every subnet once, in a seeded random order, so a budget of 256 scores all of a sub-space
 and a smaller one a uniform sample. It is random search without replacement with the SuperLM
 as its default proxy; evolution and NSGA-II search the same score source.

@@ -34,35 +34,12 @@ disagree, and because averaging keeps T meaningful for every teacher.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
 
 from searchkd.registry import STRATEGIES
+from searchkd.strategies._darts_base import vote
 from searchkd.strategies.darts import DartsSearch
 
 __all__ = ["SDDartsSearch", "vote"]
-
-
-def vote(logits: Sequence[Any], temperature: float, rule: str = "soft") -> Any:
-    """The voting teacher's log-probabilities (B×C) from K teachers' logits (each B×C).
-
-    ``soft``: log of the mean of softmax(z_k / T). ``hard``: per row, the class most teachers
-    put first (ties: the larger mean probability); log of the mean softmax(z_k / T) over the
-    teachers that put it first.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    p = F.softmax(torch.stack(list(logits)).float() / temperature, dim=-1)  # K×B×C
-    mean = p.mean(0)
-    if rule == "soft":
-        return mean.clamp_min(1e-30).log()
-    if rule != "hard":
-        raise ValueError(f"unknown voting rule {rule!r} (soft, hard)")
-    first = p.argmax(-1)  # K×B
-    votes = F.one_hot(first, p.shape[-1]).sum(0).float()  # B×C
-    majority = (2 * votes + mean).argmax(-1)  # a mean probability (≤ 1) only breaks ties
-    agree = (first == majority).float().unsqueeze(-1)  # K×B×1
-    return ((p * agree).sum(0) / agree.sum(0)).clamp_min(1e-30).log()
 
 
 class SDDartsSearch(DartsSearch):

@@ -174,7 +174,7 @@ def resolve_init(spec: str | None, teacher: Any, space: Any, head_slicing: str =
     if spec is None or spec == "teacher":
         source, label = teacher, "teacher"
     elif isinstance(spec, str) and spec.startswith("hf:"):
-        from searchkd.text_teachers import load_text_teacher
+        from searchkd.teachers.text import load_text_teacher
 
         source, label = load_text_teacher(spec), spec
         if source.tokenizer.get_vocab() != teacher.tokenizer.get_vocab():

@@ -22,7 +22,7 @@ def _one_thread(one_thread):
 
 def test_downstream_block_end_to_end(tmp_path, capsys):
     out, trials, _ = make_search(tmp_path)
-    from searchkd.evaluate_text import _teacher, text_split
+    from searchkd.evaluate.text import _teacher, text_split
 
     cfg = json.loads((out / "result.json").read_text())["config"]
     teacher = _teacher(cfg["teacher"], None, "cpu")

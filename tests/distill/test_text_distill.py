@@ -53,10 +53,10 @@ def make_search(root, proxy_seed=None):
     """A finished tiny BERT search: a 2-layer hf teacher, prose of its own words, a SuperLM of a
     16-arch grid named bert-tiny trained 4 steps on the split of ``proxy_seed`` (else the
     search's seed 0), and the superlm score of every arch."""
-    from searchkd.evaluate_text import _qkv, text_split
+    from searchkd.evaluate.text import _qkv, text_split
     from searchkd.spaces.bert import BertSpace
     from searchkd.supernets import SuperLM, SuperLMConfig
-    from searchkd.text_teachers import load_text_teacher
+    from searchkd.teachers.text import load_text_teacher
 
     tdir, prose = write_text_setup(root, paragraphs=160, sentences=6)
     teacher = load_text_teacher(f"hf:{tdir}")
@@ -99,7 +99,7 @@ def test_distill_scores_only_rows_the_superlm_never_trained_on(tmp_path, monkeyp
     from searchkd.supernets import SuperLM
 
     out, _, n_held = make_search(tmp_path, proxy_seed=5)
-    from searchkd.evaluate_text import _teacher, text_split
+    from searchkd.evaluate.text import _teacher, text_split
 
     cfg = json.loads((out / "result.json").read_text())["config"]
     train, _ = text_split(cfg["data"], _teacher(cfg["teacher"], None, "cpu"), 5)

@@ -41,7 +41,7 @@ def searched(text_setup):
 def test_search_trains_a_superlm_scores_subnets_and_exports_the_best(text_setup, searched, one_thread):
     import torch
 
-    from searchkd.export import load_exported
+    from searchkd.hf.load import load_exported
     from searchkd.spaces import get_space
 
     out = text_setup["root"] / "run"
@@ -129,9 +129,9 @@ def test_teachers_sized_for_the_space(text_setup, tmp_path):
     from dataclasses import replace
 
     from searchkd.cli import main
-    from searchkd.evaluate_text import _teacher
+    from searchkd.evaluate.text import _teacher
     from searchkd.spaces import get_space
-    from searchkd.text_teachers import teacher_size_warning
+    from searchkd.teachers.text import teacher_size_warning
 
     # bert-small / bert-base have no default teacher offline: one line, nothing written
     for space in ("bert-small", "bert-base"):
@@ -164,7 +164,7 @@ def cut_setup(tmp_path_factory):
 def test_superlm_starts_from_the_teacher_trains_and_scores_held_out_rows(cut_setup, one_thread):
     import torch
 
-    from searchkd.evaluate_text import _qkv, _teacher, text_split
+    from searchkd.evaluate.text import _qkv, _teacher, text_split
     from searchkd.spaces import get_space
     from searchkd.supernets import SuperLM
     from searchkd.supernets.superlm_init import resolve_init

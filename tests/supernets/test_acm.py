@@ -14,10 +14,10 @@ import torch  # noqa: E402
 from transformers import BertConfig, BertModel  # noqa: E402
 
 from searchkd.errors import SearchKDError  # noqa: E402
-from searchkd.supernets.acm import (ACM, ACMShape, acm_modules, acmize, count_flops, reset_flops,  # noqa: E402
+from searchkd.supernets.acm.model import (ACM, ACMShape, acm_modules, acmize, count_flops, reset_flops,  # noqa: E402
                                     set_token_mask)
-from searchkd.supernets.acm_io import load_acm, save_acm  # noqa: E402
-from searchkd.supernets.acm_train import (ACMConfig, cache_ffn, calibrate_budget, data_id, stage1, stage2,  # noqa: E402
+from searchkd.supernets.acm.io import load_acm, save_acm  # noqa: E402
+from searchkd.supernets.acm.train import (ACMConfig, cache_ffn, calibrate_budget, data_id, stage1, stage2,  # noqa: E402
                                           stage3, stage_meta)
 
 

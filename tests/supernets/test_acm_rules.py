@@ -13,8 +13,8 @@ from tests._text import need
 need("transformers")
 import torch  # noqa: E402
 
-from searchkd.supernets.acm import ACM, ACMShape, acm_modules, acmize  # noqa: E402
-from searchkd.supernets.acm_train import (ACMConfig, diversity_loss, entropy_loss,  # noqa: E402
+from searchkd.supernets.acm.model import ACM, ACMShape, acm_modules, acmize  # noqa: E402
+from searchkd.supernets.acm.train import (ACMConfig, diversity_loss, entropy_loss,  # noqa: E402
                                           labels_from_errors, stage1_loss, step_seed)
 from tests.supernets.test_acm import _batch, _dense  # noqa: E402
 
@@ -93,7 +93,7 @@ def _synthetic_stage2(constant_gate: bool, monkeypatch) -> float:
     and 4 (hand: e_1 = 0, so e_1 / e_2 = 0 < 1.2 at i = 1 → 2; e_4 = 0 and every learner helps
     → 4); then every gate's logits shifted by s·k/N, the smallest s whose argmax spends half
     the learner compute (what calibration does). Returns the largest share of tokens at one k."""
-    from searchkd.supernets.acm_train import stage2
+    from searchkd.supernets.acm.train import stage2
 
     torch.manual_seed(0)
     acm = ACM(ACMShape(hidden=8, intermediate=32, learners=4, width=8, gate_hidden=16, activation="relu"))
@@ -129,8 +129,8 @@ def test_a_gate_constant_over_tokens_fails_the_adaptivity_check(monkeypatch):
 
 
 def test_reloaded_model_counts_padding_as_free(tmp_path):
-    from searchkd.supernets.acm import count_flops, reset_flops
-    from searchkd.supernets.acm_io import load_acm, save_acm
+    from searchkd.supernets.acm.model import count_flops, reset_flops
+    from searchkd.supernets.acm.io import load_acm, save_acm
 
     ids, mask = _batch()  # 12 of 16 tokens real
     save_acm(acmize(_dense(), 4), tmp_path / "m", base={"id": "tiny"})
@@ -144,7 +144,7 @@ def test_reloaded_model_counts_padding_as_free(tmp_path):
 
 
 def test_calibration_that_hits_its_bound_says_so(capsys):
-    from searchkd.supernets.acm_train import calibrate_budget
+    from searchkd.supernets.acm.train import calibrate_budget
 
     ids, mask = _batch()
     model = acmize(_dense(), 4).eval()

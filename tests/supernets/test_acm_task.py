@@ -14,10 +14,11 @@ need("transformers")
 import torch  # noqa: E402
 
 from searchkd.cli import main  # noqa: E402
-from searchkd.supernets.acm import acmize  # noqa: E402
-from searchkd.supernets.acm_stage3 import TaskRows, pooled_logits  # noqa: E402
-from searchkd.supernets.acm_task import new_head  # noqa: E402
-from searchkd.supernets.acm_train import ACMConfig, data_id, stage3, stage_meta  # noqa: E402
+from searchkd.supernets.acm.model import acmize  # noqa: E402
+from searchkd.supernets.acm.stage3 import TaskRows  # noqa: E402
+from searchkd.supernets.acm.steps import pooled_logits  # noqa: E402
+from searchkd.supernets.acm.task import new_head  # noqa: E402
+from searchkd.supernets.acm.train import ACMConfig, data_id, stage3, stage_meta  # noqa: E402
 from tests.supernets.test_acm import _batch, _dense  # noqa: E402
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from searchkd.cli.common import csv_list as _csv, resolve_teacher_arg
+from searchkd.cli.common import warning_lines as _warning_lines
 from searchkd.errors import SearchKDError
 
 __all__ = ["register"]
-
-
-def _csv(s: str) -> list[str]:
-    return [x.strip() for x in s.split(",") if x.strip()]
 
 
 #: the darts/sd-darts options a flag sets (SearchConfig.options; see searchkd.strategies.darts.DartsOptions)
@@ -143,7 +141,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     print("  " + "  ".join(f"{k} {v:.6g}" for k, v in b.scores.items()) + f"  params {b.params:.4g} M  flops {b.flops:.4g} M")
     print(f"{res.trials} trials in {res.seconds:.1f} s; pareto set {len(res.pareto)}; wrote {args.out}/result.json")
     if res.student:
-        print(f"student exported to {res.student} (transformers.AutoModel.from_pretrained; see searchkd.export)")
+        print(f"student exported to {res.student} (transformers.AutoModel.from_pretrained; see searchkd.hf.export)")
     if args.strategy in ("darts", "sd-darts"):
         print(f"alphas per epoch: {args.out}/alphas.json, {args.out}/alphas.png")
     if res.ground_truth is not None:
@@ -155,7 +153,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> Any:
     from searchkd import api
-    from searchkd.cli_score import resolve_teacher_arg
 
     return api.search(space=args.space, proxy=args.proxy, strategy=args.strategy, budget=args.budget, seed=args.seed,
                       teacher=resolve_teacher_arg(args), teacher_weights=args.teacher_weights,
@@ -173,20 +170,6 @@ def _search(args: argparse.Namespace) -> Any:
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
     opts = _darts_options(args)
     return {"options": opts} if opts else {}
-
-
-def _warning_lines(show: Any) -> Any:
-    """``warnings.showwarning`` that prints searchkd's own warnings as one line on stderr, as they
-    happen (a teacher near chance: before hours of training); others as ``show`` does."""
-    import sys
-
-    def showwarning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        if "searchkd" in str(filename):
-            print(f"searchkd: warning: {message}", file=sys.stderr, flush=True)
-        else:
-            show(message, category, filename, lineno, file, line)
-
-    return showwarning
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ progressively, and a per-token gate picks how many of them (k ∈ {0,…,N}) run
   one contiguous slice, the tokens with k ≥ j; only chosen learners run, and the FLOPs counted
   are the ones that ran (padding tokens get k = 0: attention never reads them). The converted
   model carries a forward pre-hook that hands its ``attention_mask`` to every ACM, so a model
-  reopened by :func:`searchkd.supernets.acm_io.load_acm` counts padding as free too, without
+  reopened by :func:`searchkd.supernets.acm.io.load_acm` counts padding as free too, without
   :class:`set_token_mask`.
 
 Departures: (1) the learners start from the dense block by default (``init="slices"``): its

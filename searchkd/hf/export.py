@@ -12,7 +12,7 @@ Two parameterisations, chosen by the shape:
     ``L6-H384-A12-R4.0``. ``model_type`` "bert", ``architectures`` ["BertModel"]: no custom
     code, loadable by anything that reads BERT (sentence-transformers, ONNX exporters …).
 (b) **searchkd_bert**, for every other shape, e.g. ``L4-H128-A9-R2.0`` (9 heads of 10 = 90-wide
-    Q/K/V beside a 128-wide hidden state): :mod:`searchkd._hf_modeling` copied into the
+    Q/K/V beside a 128-wide hidden state): :mod:`searchkd.hf.modeling` copied into the
     directory as ``modeling_searchkd_bert.py`` — transformers' ``BertModel`` (and
     ``BertForSequenceClassification``, to fine-tune the student) with one more config field,
     ``attention_head_size`` — and ``auto_map`` pointing at it, so that
@@ -46,20 +46,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from searchkd.errors import SearchKDError, first_line
+from searchkd.hf.load import FORMAT, META_FILE, MODELING_FILE, load_exported, quiet, register_hf, umask_mode
 from searchkd.io import atomic_path, write_json
 
 __all__ = ["export_student", "load_exported", "register_hf", "is_stock_bert", "FORMAT", "META_FILE", "MODELING_FILE"]
 
-FORMAT = "searchkd-export/1"
-META_FILE = "searchkd.json"
-MODELING_FILE = "modeling_searchkd_bert.py"
-WEIGHTS_FILE = "model.safetensors"
-# copied from tokenizer_dir when present; one of _VOCAB (or a sentencepiece *.model) must be
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                     "vocab.txt", "vocab.json", "merges.txt")
 _VOCAB = ("tokenizer.json", "vocab.txt", "vocab.json")
@@ -70,20 +65,6 @@ _TOLERANCE = 1e-4
 def is_stock_bert(shape: Any) -> bool:
     """Whether a :class:`~searchkd.spaces._bert_net.BertShape` fits a stock ``BertConfig``."""
     return shape.qkv == shape.hidden and shape.hidden % shape.heads == 0
-
-
-def register_hf() -> None:
-    """Register ``searchkd_bert`` (:mod:`searchkd._hf_modeling`) with transformers'
-    ``AutoConfig``, ``AutoModel`` and ``AutoModelForSequenceClassification``; calling it again
-    changes nothing."""
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
-
-    from searchkd import _hf_modeling as m
-
-    AutoConfig.register(m.MODEL_TYPE, m.SearchKDBertConfig, exist_ok=True)
-    AutoModel.register(m.SearchKDBertConfig, m.SearchKDBertModel, exist_ok=True)
-    AutoModelForSequenceClassification.register(m.SearchKDBertConfig, m.SearchKDBertForSequenceClassification,
-                                                exist_ok=True)
 
 
 def export_student(net_or_superlm: Any, arch: str, out_dir: str | Path, *, space: str,
@@ -97,7 +78,7 @@ def export_student(net_or_superlm: Any, arch: str, out_dir: str | Path, *, space
         arch: ``L…-H…-A…-R…``.
         out_dir: the directory to create; an existing one must be empty.
         space: the space ``arch`` comes from (recorded; a SuperLM's must match).
-        tokenizer_dir: the teacher's tokenizer (``searchkd.text_teachers.teacher_dir``), or None.
+        tokenizer_dir: the teacher's tokenizer (``searchkd.teachers.text.teacher_dir``), or None.
         teacher_id: recorded, e.g. ``TextTeacher.info.id``.
 
     Returns:
@@ -106,7 +87,7 @@ def export_student(net_or_superlm: Any, arch: str, out_dir: str | Path, *, space
     import torch
     import transformers
 
-    from searchkd import __version__
+    from searchkd._version import __version__
     from searchkd.spaces.bert import parse_arch
 
     out = Path(out_dir).expanduser().absolute()
@@ -121,11 +102,11 @@ def export_student(net_or_superlm: Any, arch: str, out_dir: str | Path, *, space
     try:
         tmp.mkdir()
         weights = {k: v.detach().to("cpu", torch.float32) for k, v in net.state_dict().items()}
-        with _quiet():
+        with quiet():
             _hf_model(net.config, weights, stock).save_pretrained(tmp)
         umask_mode(*tmp.glob("*.safetensors"))
         if not stock:
-            shutil.copyfile(Path(__file__).with_name("_hf_modeling.py"), tmp / MODELING_FILE)
+            shutil.copyfile(Path(__file__).with_name("modeling.py"), tmp / MODELING_FILE)
         if tokenizer_dir is not None:
             _copy_tokenizer(Path(tokenizer_dir).expanduser(), tmp, net.config.vocab_size)
         write_json(tmp / META_FILE, {
@@ -146,67 +127,6 @@ def export_student(net_or_superlm: Any, arch: str, out_dir: str | Path, *, space
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
-
-
-def load_exported(path: str | Path) -> Any:
-    """The transformers model (eval mode) of a directory :func:`export_student` wrote — or
-    any BERT directory; :class:`SearchKDError` when it is missing, incomplete or corrupt."""
-    d = Path(path).expanduser()
-    if not d.is_dir():
-        raise SearchKDError(f"exported model {d}: " + ("not a directory" if d.exists() else "directory not found"))
-    try:
-        config = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SearchKDError(f"exported model {d}: no config.json") from None
-    except (OSError, ValueError) as e:
-        raise SearchKDError(f"exported model {d}: config.json is unreadable ({type(e).__name__})") from None
-    if not (d / WEIGHTS_FILE).is_file():
-        raise SearchKDError(f"exported model {d}: no {WEIGHTS_FILE}")
-    try:
-        from transformers import AutoModel
-    except ImportError:
-        raise SearchKDError("loading an exported model needs transformers: install searchkd[nlp]") from None
-    if isinstance(config, dict) and config.get("model_type") == "searchkd_bert":
-        register_hf()
-    try:
-        with _quiet():  # never runs the directory's own code: searchkd_bert comes from register_hf()
-            model, info = AutoModel.from_pretrained(str(d), local_files_only=True, trust_remote_code=False,
-                                                    output_loading_info=True)
-    except Exception as e:  # bad JSON fields, truncated safetensors, shape mismatch, unknown model_type ...
-        raise SearchKDError(f"exported model {d}: cannot load it ({first_line(e)})") from None
-    bad = {k: sorted(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
-    if bad:
-        what = "; ".join(f"{k.replace('_', ' ')}: {', '.join(map(str, v[:3]))}{' …' if len(v) > 3 else ''}"
-                         for k, v in bad.items())
-        raise SearchKDError(f"exported model {d}: the weights do not match config.json ({what})")
-    return model.eval()
-
-
-def umask_mode(*paths: Path) -> None:
-    """Give files the mode ``open`` gives a new file (0644 under the usual umask): safetensors
-    writes its files 0600, unlike every other file of a saved model."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for p in paths:
-        os.chmod(p, 0o666 & ~mask)
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """No transformers progress bars or warnings (a library call stays quiet; the CLI shows its
-    own progress, and a bad model is one line of searchkd's). Callers that load weights check
-    ``output_loading_info`` themselves, since transformers' report of missing weights is hidden."""
-    from transformers.utils import logging as hf_logging
-
-    shown, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if shown:
-            hf_logging.enable_progress_bar()
 
 
 def _student(obj: Any, arch: str, shape: Any, space: str) -> Any:
@@ -240,7 +160,7 @@ def _hf_model(c: Any, weights: dict[str, Any], stock: bool) -> Any:
     if stock:
         from transformers import BertConfig as Config, BertModel as Model
     else:
-        from searchkd._hf_modeling import SearchKDBertConfig as Config, SearchKDBertModel as Model
+        from searchkd.hf.modeling import SearchKDBertConfig as Config, SearchKDBertModel as Model
 
         kwargs.update(attention_head_size=s.head_dim, auto_map={
             auto: f"{MODELING_FILE[:-3]}.{name}" for auto, name in (

@@ -50,7 +50,7 @@ def check_text_config(config: Any, space: Any) -> None:
     """Bad input of a text search, before anything is written."""
     check_text_proxies(config.proxies, space)
     if config.teacher is None and not getattr(space, "default_teacher", ""):
-        from searchkd.text_teachers import no_default_teacher
+        from searchkd.teachers.text import no_default_teacher
 
         raise no_default_teacher(space)
     if config.supernet_steps is not None and (not isinstance(config.supernet_steps, int) or config.supernet_steps < 1):
@@ -59,7 +59,7 @@ def check_text_config(config: Any, space: Any) -> None:
     if init is not None and init not in ("teacher", "random") and not str(init).startswith("hf:"):
         raise SearchKDError(f"--init must be teacher, random or hf:DIR, got {init!r}")
     if init is not None and str(init).startswith("hf:"):
-        from searchkd.text_teachers import check_hf_dir
+        from searchkd.teachers.text import check_hf_dir
 
         check_hf_dir(str(init)[3:])
     lr = config.supernet_lr
@@ -91,10 +91,10 @@ def text_split(data: str, teacher: Any, seed: int) -> tuple[Any, Any]:
 
 def _teacher(spec: str | None, weights: str | None, device: Any, space: Any = None) -> Any:
     """The text teacher (default minilm-l6); with ``space``, a one-line warning when it is smaller
-    than the space's largest student (:func:`~searchkd.text_teachers.teacher_size_warning`)."""
+    than the space's largest student (:func:`~searchkd.teachers.text.teacher_size_warning`)."""
     import warnings
 
-    from searchkd.text_teachers import load_text_teacher, no_default_teacher, teacher_size_warning
+    from searchkd.teachers.text import load_text_teacher, no_default_teacher, teacher_size_warning
 
     if spec is None and space is not None and not getattr(space, "default_teacher", ""):
         raise no_default_teacher(space)
@@ -128,7 +128,7 @@ def ensure_superlm(config: Any, out_dir: str | Path, progress: bool | None = Non
     sub-space and teacher), else one trained (or resumed) in ``out_dir/supernet``.
 
     Returns the directory and a summary (step, tokens/s, seconds, where it came from)."""
-    from searchkd.evaluate import resolve_device
+    from searchkd.devices import resolve_device
     from searchkd.supernets.superlm import SuperLM
 
     device = resolve_device(config.device)
@@ -187,7 +187,7 @@ class TextScorer:
     """
 
     def __init__(self, config: Any, space: Any) -> None:
-        from searchkd.evaluate import resolve_device
+        from searchkd.devices import resolve_device
 
         self.config, self.space = config, space
         self.seconds: dict[str, float] = {}
@@ -215,7 +215,7 @@ class TextScorer:
         import torch
 
         from searchkd.proxies.diswot import relation_gram
-        from searchkd.text_teachers import mean_pool
+        from searchkd.teachers.text import mean_pool
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)  # the students' stream (see searchkd.seeds)
@@ -261,9 +261,9 @@ def export_search_best(config: Any, supernet: str, arch: str, out_dir: str | Pat
     the same arch is kept (a resumed search)."""
     import json
 
-    from searchkd.export import export_student
+    from searchkd.hf.export import export_student
     from searchkd.supernets.superlm import SuperLM
-    from searchkd.text_teachers import teacher_dir
+    from searchkd.teachers.text import teacher_dir
     from searchkd.teachers import resolve_teacher
 
     target = Path(out_dir) / "student"

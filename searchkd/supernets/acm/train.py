@@ -1,5 +1,5 @@
 """ACMization by distillation, the three stages of Wójcik et al. (AAAI 2025, §3.2), for a BERT
-encoder converted by :func:`searchkd.supernets.acm.acmize`.
+encoder converted by :func:`searchkd.supernets.acm.model.acmize`.
 
 1. **Module-wise representation distillation**: the dense model runs once over the training
    text and every FFN block's input and output are cached, real tokens only; then every
@@ -14,7 +14,7 @@ encoder converted by :func:`searchkd.supernets.acm.acmize`.
    labels by the NLL of its hard Gumbel-softmax sample (temperature 0.8, straight-through),
    ``log(sample + 1e-20)``, as theirs (this project's earlier cross-entropy on the logits and
    its "first k whose next learner helps less" labels are gone: no measurement kept them).
-3. **End-to-end fine-tuning** per target budget (:mod:`searchkd.supernets.acm_stage3`).
+3. **End-to-end fine-tuning** per target budget (:mod:`searchkd.supernets.acm.stage3`).
 
 Every stage is checkpointed (``stage1.pt``, ``stage2.pt``, ``stage3-b{b}.pt``: the trained
 parameters, the optimiser, the step) and resumed; each step's batch and Gumbel noise come from
@@ -32,10 +32,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from searchkd.errors import SearchKDError, check_finite_loss, first_line
-from searchkd.io import atomic_path
-from searchkd.progress import Progress
-from searchkd.supernets.acm import ACM, acm_modules, ffn_layers
+from searchkd.errors import SearchKDError
+from searchkd.supernets.acm.model import ACM, acm_modules, ffn_layers
+# stage 3 and its losses live in stage3.py; re-exported here, beside stages 1 and 2
+from searchkd.supernets.acm.stage3 import compute_fraction, diversity_loss, entropy_loss, hidden_loss, stage3  # noqa: F401
+from searchkd.supernets.acm.steps import _params, _run, batch_rows, step_seed  # noqa: F401
 from searchkd.supernets.superlm import _fingerprint as data_id  # the same fingerprint of token rows
 
 __all__ = ["ACMConfig", "cache_ffn", "stage1", "stage1_loss", "stage2", "stage3", "stage_meta", "data_id",
@@ -123,77 +124,6 @@ def cache_ffn(dense: nn.Module, ids: torch.Tensor, mask: torch.Tensor, *, max_to
     return [(torch.cat([a for a, _ in s])[:max_tokens], torch.cat([b for _, b in s])[:max_tokens]) for s in store]
 
 
-# ---- the stage loop -------------------------------------------------------------------------
-def _run(name: str, model: nn.Module, params: dict[str, nn.Parameter], steps: int, lr: float,
-         loss_fn: Callable[[int], torch.Tensor], *, config: ACMConfig, meta: dict[str, Any],
-         ckpt: Path | None, progress: bool | None) -> list[float]:
-    opt = torch.optim.Adam(list(params.values()), lr=lr)
-    step, history = 0, []
-    path = ckpt / f"{name}.pt" if ckpt is not None else None
-    if path is not None and path.is_file():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise SearchKDError(f"cannot read {path} ({first_line(e)}); remove it or use another --out") from None
-        if state.get("meta") != meta:
-            raise SearchKDError(f"{path} belongs to another base model, data or settings; use another --out")
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(state["params"][n])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-
-    def save() -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = atomic_path(path)
-        torch.save({"meta": meta, "params": {n: p.detach().cpu() for n, p in params.items()},
-                    "optimizer": opt.state_dict(), "step": step}, tmp)
-        tmp.replace(path)
-
-    with Progress(steps, f"acm {name}", enabled=progress) as bar:
-        bar.moveto(step)
-        while step < steps:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(step_seed(config.seed, name, step))
-                loss = loss_fn(step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
-            opt.step()
-            step += 1
-            history.append(float(loss.detach()))
-            check_finite_loss(history[-1], f"acm {name} step {step}")
-            bar.moveto(step, loss=history[-1])
-            if path is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
-                save()
-    if path is not None:
-        save()
-    return history
-
-
-def step_seed(seed: int, name: str, step: int, draw: int = 0) -> int:
-    """The seed of step ``step`` of stage ``name`` (``stage1``, ``stage2``, ``stage3-b0.5`` …):
-    the ``"acm"`` stream of :mod:`searchkd.seeds`, refined by the name's CRC-32, the step and
-    ``draw`` (0: the torch noise, 1: the batch)."""
-    import zlib
-
-    from searchkd.seeds import stream_seed
-
-    return stream_seed(seed, "acm", zlib.crc32(name.encode()), step, draw)
-
-
-def batch_rows(step: int, n: int, size: int, seed: int, name: str) -> torch.Tensor:
-    """The rows (or tokens) of step ``step`` of stage ``name``: ``min(size, n)`` of ``n`` without
-    replacement. Stage 3's batches are named ``stage3`` for every budget (and for the static
-    baselines of the benchmarks): the same batches, different Gumbel noise."""
-    rng = np.random.default_rng(step_seed(seed, name, step, 1))
-    return torch.from_numpy(rng.choice(n, size=min(size, n), replace=False))
-
-
-def _params(model: nn.Module, which: Callable[[str], bool]) -> dict[str, nn.Parameter]:
-    return {n: p for n, p in model.named_parameters() if which(n)}
-
-
 def stage1_loss(acms: list[ACM], pairs: list[tuple[torch.Tensor, torch.Tensor]], scales: list[float]) -> torch.Tensor:
     """Stage 1's loss on token batches ``pairs`` = (x, ffn(x)) per ACM: the mean over layers and
     over k = 1…N of the k-th partial sum's MSE / ``scale``, the k-th sum passing gradient only
@@ -274,8 +204,7 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
     CPU schedule that left budget 1.0 at 0.79 of the compute. Run after stage 3, which stays
     the paper's; a model already within ``tolerance`` of the budget is left as it is. Returns
     s and the fractions before and after."""
-    from searchkd.supernets.acm import set_token_mask
-    from searchkd.supernets.acm_stage3 import compute_fraction
+    from searchkd.supernets.acm.model import set_token_mask
 
     acms = acm_modules(model)
     device = next(model.parameters()).device
@@ -325,8 +254,3 @@ def stage_meta(base_id: str, config: ACMConfig, data_id: str) -> dict[str, Any]:
     """What a stage checkpoint must match to be resumed."""
     settings = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
     return {"format": "searchkd-acm-stage/1", "base": base_id, "config": settings, "data": data_id}
-
-
-# stage 3 and its losses live in acm_stage3 (imported last: it uses _run and batch_rows above)
-from searchkd.supernets.acm_stage3 import (compute_fraction, diversity_loss, entropy_loss, hidden_loss,  # noqa: E402
-                                           stage3)

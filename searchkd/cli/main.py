@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from searchkd import __version__
+from searchkd._version import __version__
 from searchkd.errors import SearchKDError
 
 __all__ = ["main", "build_parser"]
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["spaces", "proxies", "strategies", "teachers"])
     p.set_defaults(run=_cmd_list)
 
-    from searchkd import cli_acm, cli_score, cli_search
+    from searchkd.cli import acm as cli_acm, score as cli_score, search as cli_search
 
     cli_score.register(sub, _common)
     cli_search.register(sub, _common)
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "run", None) is None:
             parser.print_help()
             return 2
-        from searchkd.cli_rules import check_flags_apply
+        from searchkd.cli.rules import check_flags_apply
 
         check_flags_apply(parser, args)  # a flag this command would ignore: one line, not silence
         if not hasattr(args, "threads"):  # list: no torch

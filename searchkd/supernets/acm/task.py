@@ -8,7 +8,7 @@ are first fine-tuned on the task's training split (:func:`finetune_classifier`; 
 ``task_steps`` steps of ``batch_size`` sequences, gradient norm clipped to 1); that tuned
 encoder is the model converted (stages 1-2 learn its FFNs) and its classifier starts stage 3,
 whose task loss is the cross-entropy of the converted encoder under the same classifier
-(:mod:`searchkd.supernets.acm_stage3`). Accuracy is measured on the held-out split
+(:mod:`searchkd.supernets.acm.stage3`). Accuracy is measured on the held-out split
 (stratified, 30 %, the ``split`` seed stream). Departure: the recipe of
 :func:`searchkd.distill.downstream.finetune_accuracy` has AdamW with warm-up and decay; here
 plain Adam at a constant lr, as stage 3 uses.
@@ -63,9 +63,8 @@ def load_task_split(spec: str, tokenizer: Any, seed: int, *, max_length: int = 6
 def finetune_classifier(encoder: nn.Module, head: nn.Module, rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor], *,
                         steps: int, batch_size: int, seed: int, name: str = "task", lr: float = 1e-4) -> list[float]:
     """Train ``encoder`` and ``head`` (in place) on ``rows`` by the cross-entropy of the head on
-    the mean-pooled last hidden state; batches and dropout from :func:`acm_train.step_seed`."""
-    from searchkd.supernets.acm_stage3 import pooled_logits
-    from searchkd.supernets.acm_train import batch_rows, step_seed
+    the mean-pooled last hidden state; batches and dropout from :func:`~searchkd.supernets.acm.steps.step_seed`."""
+    from searchkd.supernets.acm.steps import batch_rows, pooled_logits, step_seed
 
     ids, mask, y = rows
     params = list(encoder.parameters()) + list(head.parameters())
@@ -93,7 +92,7 @@ def finetune_classifier(encoder: nn.Module, head: nn.Module, rows: tuple[torch.T
 def accuracy(encoder: nn.Module, head: nn.Module, rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
              batch_size: int = 64) -> float:
     """Accuracy of ``head`` on ``encoder``'s mean-pooled states (eval mode, real tokens only)."""
-    from searchkd.supernets.acm_stage3 import pooled_logits
+    from searchkd.supernets.acm.steps import pooled_logits
 
     ids, mask, y = rows
     device = next(encoder.parameters()).device

@@ -7,13 +7,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from searchkd.cli.common import csv_list as _csv, one_line_warnings, resolve_teacher_arg
 from searchkd.errors import SearchKDError
 
 __all__ = ["register"]
-
-
-def _csv(s: str) -> list[str]:
-    return [x.strip() for x in s.split(",") if x.strip()]
 
 
 def _scoring_args(p: argparse.ArgumentParser) -> None:
@@ -57,23 +54,6 @@ def register(sub: Any, common: Any) -> None:
     c.set_defaults(run=_cmd_correlation)
 
 
-def resolve_teacher_arg(args: argparse.Namespace) -> str | None:
-    """``--teacher auto`` → the capacity-gap pick among ``--teacher-candidates`` (reason on stderr)."""
-    import sys
-
-    if args.teacher != "auto":
-        return args.teacher
-    from searchkd import api
-
-    if not args.teacher_candidates:
-        raise SearchKDError("--teacher auto needs --teacher-candidates NAME,NAME,...")
-    if args.max_params is None:
-        raise SearchKDError("--teacher auto needs the student budget --max-params M")
-    choice = api.pick_teacher(args.max_params, args.teacher_candidates)
-    print(f"teacher: {choice.reason}", file=sys.stderr)
-    return choice.teacher
-
-
 def _archs(args: argparse.Namespace, space: Any) -> list[str]:
     import numpy as np
 
@@ -110,26 +90,7 @@ def _check_out(path: str | None, suffixes: tuple[str, ...]) -> None:
         check_out_writable(path, directory=False)
 
 
-def _one_line_warnings(run: Any) -> Any:
-    """``run(args)`` with searchkd's own warnings (a teacher smaller than the space's students) as
-    one ``searchkd: warning:`` line each, as ``search`` prints them."""
-    import functools
-
-    @functools.wraps(run)
-    def wrapped(args: argparse.Namespace) -> int:
-        import warnings
-
-        from searchkd.cli_search import _warning_lines
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("default", UserWarning)
-            warnings.showwarning = _warning_lines(warnings.showwarning)
-            return run(args)
-
-    return wrapped
-
-
-@_one_line_warnings
+@one_line_warnings
 def _cmd_score(args: argparse.Namespace) -> int:
     from searchkd import api
     from searchkd.io import write_rows
@@ -155,10 +116,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-@_one_line_warnings
+@one_line_warnings
 def _cmd_correlation(args: argparse.Namespace) -> int:
     from searchkd import api
-    from searchkd.bench import correlation
+    from searchkd.bench.correlation import correlation
 
     _check_out(args.out, (".json",))
     res = correlation(args.space, args.proxy, args.ground_truth, args.column, sample=args.sample,

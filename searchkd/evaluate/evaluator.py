@@ -12,20 +12,9 @@ from typing import Any, Sequence
 
 from searchkd.errors import SearchKDError
 
-__all__ = ["EvalConfig", "Evaluator", "resolve_device", "combine_ranks"]
+from searchkd.devices import resolve_device
 
-
-def resolve_device(device: str | None) -> str:
-    """``auto``/None → ``cuda`` when available, else ``cpu``; ``cuda`` without CUDA is an error."""
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise SearchKDError("--device cuda asked for, but torch sees no CUDA device")
-    if device not in ("cpu",) and not str(device).startswith("cuda"):
-        raise SearchKDError(f"unknown device {device!r} (auto, cpu, cuda)")
-    return str(device)
+__all__ = ["EvalConfig", "Evaluator", "combine_ranks", "check_runs"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +55,7 @@ class Evaluator:
 
         self.space = get_space(self.config.space)
         if self.text:
-            from searchkd.evaluate_text import check_text_proxies
+            from searchkd.evaluate.text import check_text_proxies
 
             check_text_proxies(self.config.proxies, self.space)
         self.specs = [] if self.text else [get_proxy(p) for p in self.config.proxies]
@@ -85,7 +74,7 @@ class Evaluator:
         import torch
 
         if self.text:
-            from searchkd.evaluate_text import TextScorer
+            from searchkd.evaluate.text import TextScorer
 
             return TextScorer(self.config, self.space)
 

@@ -21,13 +21,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from searchkd.errors import SearchKDError, first_line
-from searchkd.teachers import HFTeacherSpec, resolve_teacher
+from searchkd.teachers.base import HFTeacherSpec, _weight_files, check_hf_dir, load_weights, resolve_teacher
 
 __all__ = ["TextTeacher", "TeacherInfo", "TextFeatures", "load_text_teacher", "check_hf_dir", "teacher_dir",
            "text_features", "find_qkv", "mean_pool", "QKV_LAYOUTS", "teacher_size_warning", "no_default_teacher"]
@@ -39,7 +38,6 @@ QKV_LAYOUTS: tuple[tuple[str, str, str, str], ...] = (
     ("encoder.layer", "attention.attn.q", "attention.attn.k", "attention.attn.v"),
     ("transformer.layer", "attention.q_lin", "attention.k_lin", "attention.v_lin"),
 )
-_WEIGHT_SUFFIXES = (".safetensors", ".bin")
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
 # config.json keys that do not change the function the model computes
 _CONFIG_NOISE = {"_name_or_path", "transformers_version", "architectures", "torch_dtype", "dtype",
@@ -184,26 +182,6 @@ def text_features(model: Any, input_ids: Any, attention_mask: Any = None, layer:
     return TextFeatures(captured["q"], captured["k"], captured["v"], hidden, embedding, mask, index)
 
 
-def check_hf_dir(path: str | Path) -> Path:
-    """``path`` as an absolute directory holding ``config.json`` and PyTorch weights."""
-    where = f"hf:{path}"
-    d = Path(os.path.expanduser(str(path)))
-    if not str(path):
-        raise SearchKDError("hf:DIR needs a directory, e.g. hf:./my-bert")
-    if not d.is_dir():
-        raise SearchKDError(f"{where}: not a directory" if d.exists() else f"{where}: directory not found")
-    if not (d / "config.json").is_file():
-        raise SearchKDError(f"{where}: no config.json (expected a Hugging Face model directory)")
-    if not _weight_files(d):
-        raise SearchKDError(f"{where}: no PyTorch weights (model.safetensors or pytorch_model.bin)")
-    return d.resolve()
-
-
-def _weight_files(d: Path) -> list[Path]:
-    return sorted(f for f in d.iterdir() if f.is_file() and f.suffix in _WEIGHT_SUFFIXES
-                  and (f.name.startswith("model") or f.name.startswith("pytorch_model")))
-
-
 def teacher_dir(spec: HFTeacherSpec) -> Path:
     """The model directory of a teacher spec: ``hf:DIR``, or the one its package ships."""
     if not spec.package:
@@ -241,8 +219,8 @@ def _load_model(d: Path) -> Any:
         import transformers
     except ImportError:
         raise SearchKDError("BERT-family teachers need transformers: install searchkd[nlp]") from None
-    from searchkd.export import _quiet, register_hf
-    from searchkd.supernets.acm_io import acm_folder
+    from searchkd.hf.load import quiet as _quiet, register_hf
+    from searchkd.supernets.acm.io import acm_folder
 
     what = acm_folder(d)
     if what is not None:  # its FFN weights are the learners': as a BERT it would have random FFNs
@@ -296,8 +274,6 @@ def load_text_teacher(spec: str | HFTeacherSpec, weights: str | Path | None = No
     tokenizer = _load_tokenizer(d, int(model.config.vocab_size))
     files = _weight_files(d)
     if weights is not None:
-        from searchkd.teachers import load_weights
-
         load_weights(model, weights)
         files.append(Path(weights))
     c = model.config

@@ -1,7 +1,10 @@
-"""Teachers: registered names and ``SPACE:ARCH`` specs, built as random-init or trained networks."""
+"""Teacher specs: registered names, ``SPACE:ARCH`` and ``hf:DIR``, resolved to one :class:`TeacherSpec`;
+loading trained weights. The lowest room of :mod:`searchkd.teachers` (it imports neither the
+image nor the text teacher code)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +12,9 @@ from typing import Any
 from searchkd.errors import SearchKDError
 from searchkd.registry import SPACES, TEACHERS
 
-__all__ = ["TeacherSpec", "HFTeacherSpec", "resolve_teacher", "build_teacher", "load_weights"]
+__all__ = ["TeacherSpec", "HFTeacherSpec", "resolve_teacher", "load_weights", "check_hf_dir"]
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class TeacherSpec:
 class HFTeacherSpec(TeacherSpec):
     """A BERT-family teacher: ``arch`` is ``hf:DIR`` (a local Hugging Face directory) or, with
     ``package``, the registered name of a model a Python package ships (its ``get_model_path()``).
-    Loaded by :func:`searchkd.text_teachers.load_text_teacher` (the ``nlp`` extra)."""
+    Loaded by :func:`searchkd.teachers.text.load_text_teacher` (the ``nlp`` extra)."""
 
     package: str = ""
 
@@ -70,27 +75,8 @@ def resolve_teacher(spec: str | None, space: str | None = None) -> TeacherSpec:
 
         return TeacherSpec(kind, get_space(kind).validate(arch), spec)
     if sep and kind == "hf":
-        from searchkd.text_teachers import check_hf_dir
-
         return HFTeacherSpec("bert", "hf:" + str(check_hf_dir(arch)), spec)
     raise SearchKDError(TEACHERS.unknown_message(spec) + "; or SPACE:ARCH, e.g. resnet_cifar:9-9-9")
-
-
-def build_teacher(spec: str | TeacherSpec | None, space: str | None = None, num_classes: int = 10,
-                  weights: str | Path | None = None) -> Any:
-    """The teacher network (random init unless ``weights`` names a state dict); for a BERT-family
-    teacher (``hf:DIR``, ``minilm-l6``) the pretrained :class:`~searchkd.text_teachers.TextTeacher`."""
-    from searchkd.spaces import get_space
-
-    ts = spec if isinstance(spec, TeacherSpec) else resolve_teacher(spec, space)
-    if isinstance(ts, HFTeacherSpec):  # a TextTeacher (model + tokenizer), not a space's network
-        from searchkd.text_teachers import load_text_teacher
-
-        return load_text_teacher(ts, weights=weights)
-    model = get_space(ts.space).build(ts.arch, num_classes=num_classes)
-    if weights is not None:
-        load_weights(model, weights)
-    return model
 
 
 def load_weights(model: Any, path: str | Path) -> None:
@@ -111,3 +97,23 @@ def load_weights(model: Any, path: str | Path) -> None:
     except (RuntimeError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()
         raise SearchKDError(f"weights {path} do not fit the model: {' '.join(first[:2])[:200]}") from None
+
+
+def check_hf_dir(path: str | Path) -> Path:
+    """``path`` as an absolute directory holding ``config.json`` and PyTorch weights."""
+    where = f"hf:{path}"
+    d = Path(os.path.expanduser(str(path)))
+    if not str(path):
+        raise SearchKDError("hf:DIR needs a directory, e.g. hf:./my-bert")
+    if not d.is_dir():
+        raise SearchKDError(f"{where}: not a directory" if d.exists() else f"{where}: directory not found")
+    if not (d / "config.json").is_file():
+        raise SearchKDError(f"{where}: no config.json (expected a Hugging Face model directory)")
+    if not _weight_files(d):
+        raise SearchKDError(f"{where}: no PyTorch weights (model.safetensors or pytorch_model.bin)")
+    return d.resolve()
+
+
+def _weight_files(d: Path) -> list[Path]:
+    return sorted(f for f in d.iterdir() if f.is_file() and f.suffix in _WEIGHT_SUFFIXES
+                  and (f.name.startswith("model") or f.name.startswith("pytorch_model")))

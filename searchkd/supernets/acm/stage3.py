@@ -33,10 +33,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from searchkd.supernets.acm import acm_modules
+from searchkd.supernets.acm.model import acm_modules
 
 __all__ = ["TaskRows", "stage3", "stage3_loss", "compute_fraction", "gate_tensor", "diversity_loss", "entropy_loss",
-           "hidden_loss", "pooled_logits"]
+           "hidden_loss"]
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,6 @@ def hidden_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor
     return ((student - teacher) ** 2 * m).sum() / (m.sum() * student.shape[-1])
 
 
-def pooled_logits(model: nn.Module, head: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``head`` on the mean-pooled last hidden state of ``model`` (the classifier of a task)."""
-    from searchkd.text_teachers import mean_pool
-
-    return head(mean_pool(model(input_ids=ids, attention_mask=mask).last_hidden_state, mask))
-
-
 def stage3_loss(model: nn.Module, main: torch.Tensor, mask: torch.Tensor, budget: float, config: Any) -> torch.Tensor:
     """``main`` (the task or agreement loss of the forward just run) plus the gate terms."""
     frac, _ = compute_fraction(model, mask)
@@ -115,14 +108,14 @@ def stage3(model: nn.Module, dense: nn.Module, ids: torch.Tensor, mask: torch.Te
     """Stage 3 for target ``budget`` (a fraction of the learner compute, in (0, 1]): on
     ``task`` (its rows, labels and classifier ``head``, trained too) where given, else on
     agreement with ``dense`` over ``ids``/``mask`` (see the module docstring)."""
-    from searchkd.supernets.acm_train import _params, _run, batch_rows
+    from searchkd.supernets.acm.steps import _params, _run, batch_rows, pooled_logits
 
     device = next(model.parameters()).device
     dense.eval()
 
     def loss(step: int) -> torch.Tensor:
         if task is not None:
-            from searchkd.supernets.acm_task import trim
+            from searchkd.supernets.acm.task import trim
 
             idx = batch_rows(step, len(task.ids), config.batch_size, config.seed, "stage3")
             b_ids, b_mask = (t.to(device) for t in trim(task.ids[idx], task.mask[idx]))

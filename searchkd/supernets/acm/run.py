@@ -1,6 +1,6 @@
 """``searchkd acm``: convert a BERT-family model's FFN blocks into Adaptive Computation Modules
-(:mod:`searchkd.supernets.acm`) by the three distillation stages
-(:mod:`searchkd.supernets.acm_train`), one conversion per target budget, and measure each on
+(:mod:`searchkd.supernets.acm.model`) by the three distillation stages
+(:mod:`searchkd.supernets.acm.train`), one conversion per target budget, and measure each on
 held-out text against the dense model.
 
 Stages 1 and 2 are shared by every budget; stage 3 (end-to-end, with the budget penalty) runs
@@ -92,7 +92,7 @@ def truncate_ffn(model: Any, fraction: float) -> Any:
     import torch
     import torch.nn as nn
 
-    from searchkd.supernets.acm import ffn_layers
+    from searchkd.supernets.acm.model import ffn_layers
 
     small = copy.deepcopy(model)
     for layer in ffn_layers(small):
@@ -116,9 +116,9 @@ def _evaluate(model: Any, dense_out: list[Any], batches: list[tuple[Any, Any]], 
     import torch
     import torch.nn.functional as F
 
-    from searchkd.supernets.acm import acm_modules, count_flops, reset_flops, set_token_mask
-    from searchkd.supernets.acm_train import hidden_loss
-    from searchkd.text_teachers import mean_pool
+    from searchkd.supernets.acm.model import acm_modules, count_flops, reset_flops, set_token_mask
+    from searchkd.supernets.acm.train import hidden_loss
+    from searchkd.teachers.text import mean_pool
 
     loss = cos_h = cos_e = 0.0
     n_tok = n_seq = 0
@@ -153,7 +153,7 @@ def run_batches(model: Any, batches: list[tuple[Any, Any]], acm: bool) -> float:
     """Seconds for one pass of ``model`` over ``batches`` (no grad; an ACM model knows the real tokens)."""
     import torch
 
-    from searchkd.supernets.acm import set_token_mask
+    from searchkd.supernets.acm.model import set_token_mask
 
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -175,7 +175,7 @@ def _check_existing(out: Path, budgets: Sequence[float], base_id: str, made: dic
     settings (``made``: the stage settings, the training data's fingerprint, calibration on or
     off); otherwise one line, before any work, as ``search --resume`` refuses a changed config."""
     from searchkd.io import read_json
-    from searchkd.supernets.acm_io import load_acm
+    from searchkd.supernets.acm.io import load_acm
 
     for b in budgets:
         d = _model_dir(out, b)
@@ -206,17 +206,17 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     """Run ``searchkd acm``; returns what ``acm.json`` holds."""
     import torch
 
-    from searchkd import __version__
-    from searchkd.evaluate import resolve_device
-    from searchkd.evaluate_text import _teacher, text_split
+    from searchkd._version import __version__
+    from searchkd.devices import resolve_device
+    from searchkd.evaluate.text import _teacher, text_split
     from searchkd.io import write_json
-    from searchkd.supernets.acm import acmize, ffn_layers
-    from searchkd.supernets.acm_io import load_acm, save_acm
-    from searchkd.supernets.acm_stage3 import TaskRows
-    from searchkd.supernets.acm_train import (ACMConfig, cache_ffn, calibrate_budget, data_id, stage1, stage2, stage3,
+    from searchkd.supernets.acm.model import acmize, ffn_layers
+    from searchkd.supernets.acm.io import load_acm, save_acm
+    from searchkd.supernets.acm.stage3 import TaskRows
+    from searchkd.supernets.acm.train import (ACMConfig, cache_ffn, calibrate_budget, data_id, stage1, stage2, stage3,
                                               stage_meta)
     from searchkd.teachers import resolve_teacher
-    from searchkd.text_teachers import teacher_dir
+    from searchkd.teachers.text import teacher_dir
 
     check_acm_config(c)
     t_start = time.perf_counter()
@@ -284,7 +284,7 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
         static = truncate_ffn(dense, min(1.0, row["fraction"]))
         srow = _evaluate(static, dense_out, held_batches, acm=False)
         if task is not None:
-            from searchkd.supernets.acm_task import accuracy
+            from searchkd.supernets.acm.task import accuracy
 
             row["task_accuracy"] = accuracy(trained, head, task["split"].test)
             srow["task_accuracy"] = accuracy(static, task["head"], task["split"].test)
@@ -330,9 +330,9 @@ def _plot_k(ax: Any, rows: list[dict[str, Any]]) -> None:
 
 
 def _tune_on_task(c: ACMRunConfig, teacher: Any, dense: Any) -> dict[str, Any]:
-    """The dense model and a classifier fine-tuned on ``c.task`` (:mod:`searchkd.supernets.acm_task`)."""
+    """The dense model and a classifier fine-tuned on ``c.task`` (:mod:`searchkd.supernets.acm.task`)."""
     from searchkd.seeds import stream_seed
-    from searchkd.supernets.acm_task import accuracy, finetune_classifier, load_task_split, new_head
+    from searchkd.supernets.acm.task import accuracy, finetune_classifier, load_task_split, new_head
 
     split = load_task_split(c.task, teacher.tokenizer, c.seed)
     tuned = copy.deepcopy(dense)

@@ -1,4 +1,4 @@
-"""``searchkd acm``: argument parsing only; the work is :func:`searchkd.acm_run.run_acm`."""
+"""``searchkd acm``: argument parsing only; the work is :func:`searchkd.supernets.acm.run.run_acm`."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def register(sub: Any, common: Any) -> None:
 
 
 def _cmd_acm(args: argparse.Namespace) -> int:
-    from searchkd.acm_run import ACMRunConfig, run_acm
+    from searchkd.supernets.acm.run import ACMRunConfig, run_acm
 
     config = ACMRunConfig(model=args.model, out=args.out, learners=args.learners, budgets=args.budgets,
                           data=args.data, seed=args.seed, device=args.device, stage1_steps=args.stage1_steps,

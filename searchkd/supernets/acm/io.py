@@ -1,4 +1,4 @@
-"""Saving and reopening a model converted by :func:`searchkd.supernets.acm.acmize`: a
+"""Saving and reopening a model converted by :func:`searchkd.supernets.acm.model.acmize`: a
 ``save_pretrained``-style directory (``config.json``, ``acm.json`` with the ACM shape, the base
 model's id and name and what the caller adds, ``model.safetensors``, the tokenizer files),
 written to a temporary sibling and renamed, so a directory is whole or absent.
@@ -19,7 +19,7 @@ from typing import Any
 import torch.nn as nn
 
 from searchkd.errors import SearchKDError, first_line
-from searchkd.supernets.acm import ACMShape, acm_modules, acmize
+from searchkd.supernets.acm.model import ACMShape, acm_modules, acmize
 
 __all__ = ["save_acm", "load_acm", "acm_folder", "MODEL_TYPE"]
 
@@ -60,7 +60,7 @@ def save_acm(model: nn.Module, out_dir: str | Path, *, base: dict[str, Any], tok
 
     from safetensors.torch import save_file
 
-    from searchkd.export import umask_mode
+    from searchkd.hf.load import umask_mode
     from searchkd.io import write_json
 
     acms = acm_modules(model)
@@ -97,7 +97,7 @@ def _base_config(d: Path) -> Any:
 
     import transformers
 
-    from searchkd.export import register_hf
+    from searchkd.hf.load import register_hf
 
     register_hf()  # a converted AutoDistil student (searchkd_bert)
     config = json.loads((d / "config.json").read_text(encoding="utf-8"))

@@ -1,0 +1,5 @@
+"""``python -m searchkd.cli``: the ``searchkd`` command."""
+
+from searchkd.cli.main import main
+
+raise SystemExit(main())
