@@ -84,7 +84,7 @@ def train_teacher(args: argparse.Namespace, runs: Path) -> dict:
 def one_run(method: str, seed: int, args: argparse.Namespace, teacher: dict | None, gt: dict, gt100: dict,
             runs: Path) -> dict:
     from searchkd.orchestrate.driver import prepare
-    from searchkd.orchestrate.trials import write_json as write_cfg
+    from searchkd.trials import write_json as write_cfg
     from searchkd.supernets.nb201_supernet import dominant_eigenvalue
 
     strategy, opts = METHODS[method]
@@ -189,7 +189,7 @@ def main() -> None:
     gt = ground_truth(NB201_CSV)
     gt100: dict = {}
     if args.nb201_pth:
-        from searchkd.bench.ground_truth import read_ground_truth
+        from searchkd.data.ground_truth import read_ground_truth
 
         gt100 = dict(read_ground_truth(f"nb201:{args.nb201_pth}", "cifar100_test_acc", "cifar100"))
     setup = {"data": TRAIN.name, "search_images": args.images, "w_half": args.images // 2,

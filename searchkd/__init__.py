@@ -11,7 +11,7 @@ from typing import Any
 from searchkd._version import __version__
 
 _API = {
-    "score", "score_archs", "search", "load_result", "distill", "pick_teacher",
+    "score", "score_archs", "search", "load_result", "distill", "pick_teacher", "correlation",
     "get_space", "list_spaces", "list_proxies", "list_strategies", "list_teachers",
 }
 __all__ = sorted(_API | {"__version__", "SearchKDError"})

@@ -205,7 +205,7 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
     ``sd-darts``: ``derived_acc``), else the space's (BERT spaces: ``superlm``), else ``kd``.
 
     ``ground_truth`` (a CSV with ``arch`` and ``column``, or ``nb201:FILE.pth`` with ``dataset``,
-    see :mod:`searchkd.bench.ground_truth`): after the search, the best arch's value (and official
+    see :mod:`searchkd.data.ground_truth`): after the search, the best arch's value (and official
     index, where known) is looked up and stored in the result (``ground_truth``); the search
     never sees it.
     """
@@ -227,7 +227,7 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
               gpus_per_trial=gpus_per_trial, progress=progress)
     truth = None
     if ground_truth is not None:  # read first: a bad file is bad input, found before the search
-        from searchkd.bench.ground_truth import read_ground_truth
+        from searchkd.data.ground_truth import read_ground_truth
 
         truth = read_ground_truth(ground_truth, column, dataset)
     if out is None:
@@ -251,6 +251,64 @@ def _with_truth(result: Any, truth: Any, path: str | None, column: str, out: str
         import pathlib
 
         result.to_json(pathlib.Path(out) / "result.json")
+    return result
+
+
+def correlation(space: str, proxies: list[str], ground_truth: str | Any, column: str, *, sample: int | None = None,
+                data: str = "embedded", batch_size: int = 64, teacher: str | None = None, seed: int = 0,
+                device: str | None = None, combine: str | None = None, out: str | Any | None = None,
+                progress: bool | None = None, dataset: str | None = None) -> dict[str, Any]:
+    """``searchkd bench correlation``: how well proxies rank architectures against ground truth.
+
+    Score ``sample`` seeded random archs of the ground truth (all when None) and correlate.
+
+    ``ground_truth``: a CSV, or ``nb201:FILE.pth`` (the official file) for ``dataset`` (see
+    :mod:`searchkd.data.ground_truth`). Writes ``out`` (JSON, the CONTRACT schema), a scatter PNG
+    and the per-arch scores (``.scores.csv``, with the ground truth and the official
+    ``index`` where the source has one) beside it when ``out`` is given.
+    """
+    import pathlib
+    import time
+
+    import numpy as np
+
+    from searchkd.bench.stats import rank_stats
+    from searchkd.data.ground_truth import read_ground_truth
+    from searchkd.io import write_json, write_rows
+    from searchkd.orchestrate.plots import plot_correlation
+
+    gt = read_ground_truth(ground_truth, column, dataset)
+    sp = get_space(space)
+    archs = sorted(gt)
+    for a in archs[:5]:
+        sp.validate(a)
+    if sample is not None:
+        if sample <= 0:
+            raise SearchKDError(f"--sample must be positive, got {sample}")
+        rng = np.random.default_rng(seed)
+        archs = [archs[i] for i in sorted(rng.choice(len(archs), size=min(sample, len(archs)), replace=False))]
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    rows = score_archs(space, archs, proxies, teacher=teacher, data=data, batch_size=batch_size, seed=seed,
+                           device=device, combine=combine, progress=progress, timings=timings)
+    elapsed = time.perf_counter() - t0
+    truth = [gt[r["arch"]] for r in rows]
+    cols = list(proxies) + (["rank"] if combine == "rank" else [])
+    result: dict[str, Any] = {"space": space, "column": column, "n": len(rows), "data": data,
+                              "batch_size": batch_size, "seed": seed, "proxies": {}}
+    if dataset is not None:
+        result["dataset"] = dataset
+    for p in cols:
+        stats = rank_stats([r[p] for r in rows], truth)
+        # a proxy's own time per arch; the rank's is the whole scoring (building included)
+        stats["seconds_per_arch"] = (elapsed if p == "rank" else timings.get(p, 0.0)) / len(rows)
+        stats["nonfinite"] = int(sum(not np.isfinite(r[p]) for r in rows))
+        result["proxies"]["rank(" + ",".join(proxies) + ")" if p == "rank" else p] = stats
+    if out is not None:
+        write_json(out, result)
+        index = ({"index": gt.index.get(r["arch"], "")} if gt.index else {} for r in rows)
+        write_rows(pathlib.Path(out).with_suffix(".scores.csv"), [{**ix, **r, column: t} for ix, r, t in zip(index, rows, truth)])
+        plot_correlation(pathlib.Path(out).with_suffix(".png"), rows, truth, cols, column)
     return result
 
 

@@ -15,7 +15,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from searchkd.errors import SearchKDError
 
-__all__ = ["strict", "dumps", "write_json", "append_jsonl", "read_json", "write_rows", "atomic_path"]
+__all__ = ["strict", "dumps", "write_json", "append_jsonl", "read_json", "write_rows", "atomic_path", "agg_figure",
+           "check_out_writable"]
 
 
 def strict(obj: Any) -> Any:
@@ -92,3 +93,42 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
             w.writeheader()
             w.writerows(rows)
     os.replace(tmp, path)
+
+
+def agg_figure(**kwargs: Any) -> Any:
+    """A :class:`~matplotlib.figure.Figure` (``kwargs``: figsize, dpi …) drawn by its own Agg
+    canvas, for ``fig.savefig``; nothing global (pyplot's figure list, the backend) changes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def check_out_writable(path: str | Path, *, directory: bool) -> None:
+    """A one-line :class:`SearchKDError` when ``path`` (a directory to create or a file to
+    write) cannot be written: under a file, on a read-only file system, without permission.
+    Nothing is left behind."""
+    p = Path(os.path.expanduser(str(path))).absolute()
+    target = p if directory else p.parent
+    probe = target
+    while not probe.exists():  # the nearest existing ancestor decides
+        probe = probe.parent
+    what = "--out"
+    if not probe.is_dir():
+        raise SearchKDError(f"{what} {path}: {probe} is a file, not a directory")
+    if directory and p.exists() and not p.is_dir():
+        raise SearchKDError(f"{what} {path} exists and is not a directory")
+    if not directory and p.is_dir():
+        raise SearchKDError(f"{what} {path} is a directory, not a file")
+    if str(probe).startswith("/proc") or str(probe).startswith("/sys"):
+        raise SearchKDError(f"{what} {path}: cannot write under {probe}")
+    # os.access misses read-only mounts for root; a real probe file tells
+    try:
+        fd_path = probe / f".searchkd-write-test-{os.getpid()}"
+        with open(fd_path, "w"):
+            pass
+        os.unlink(fd_path)
+    except OSError as e:
+        raise SearchKDError(f"{what} {path}: cannot write in {probe} ({e.strerror or type(e).__name__})") from None

@@ -17,7 +17,7 @@ def test_plots_leave_the_backend_and_pyplot_alone(tmp_path) -> None:
         matplotlib.use("svg")  # any backend but Agg: the one a user chose
         before = matplotlib.get_backend()
         import searchkd
-        from searchkd.bench.correlation import _scatter
+        from searchkd.orchestrate.plots import plot_correlation as _scatter
         from searchkd.orchestrate.objective import Objectives
         from searchkd.orchestrate.plots import plot_search
         from searchkd.types import SearchResult, Trial

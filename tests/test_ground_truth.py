@@ -13,7 +13,7 @@ import json
 import pytest
 
 from searchkd.cli import main
-from searchkd.bench.ground_truth import read_ground_truth
+from searchkd.data.ground_truth import read_ground_truth
 
 DATASETS = {"cifar10": ("ori-test",), "cifar100": ("x-valid", "x-test", "ori-test")}
 
@@ -108,9 +108,9 @@ def test_ground_truth_reading_is_below_api_and_orchestrate():
     import subprocess
     import sys
 
-    code = ("import sys, searchkd.bench.ground_truth, searchkd.bench; "
+    code = ("import sys, searchkd.data.ground_truth, searchkd.bench; "
             "bad = [m for m in ('searchkd.api', 'searchkd.orchestrate', 'torch') if m in sys.modules]; "
-            "assert searchkd.bench.read_ground_truth is searchkd.bench.ground_truth.read_ground_truth; print(bad)")
+            "assert searchkd.bench.read_ground_truth is searchkd.data.ground_truth.read_ground_truth; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

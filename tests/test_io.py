@@ -10,7 +10,7 @@ import pytest
 
 from searchkd.errors import SearchKDError
 from searchkd.io import append_jsonl, dumps, read_json, strict, write_json, write_rows
-from searchkd.orchestrate.trials import append_trials, read_trials
+from searchkd.trials import append_trials, read_trials
 from searchkd.types import Trial
 
 

@@ -25,7 +25,7 @@ def figures(monkeypatch) -> list:
 
 
 def test_scatter_axes_follow_the_spread_of_the_values(tmp_path, figures) -> None:
-    from searchkd.bench.correlation import _scatter
+    from searchkd.orchestrate.plots import plot_correlation as _scatter
 
     rng = np.random.default_rng(0)
     acc = list(rng.uniform(80, 94, 40))

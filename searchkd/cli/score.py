@@ -85,7 +85,7 @@ def _check_out(path: str | None, suffixes: tuple[str, ...]) -> None:
     if path and Path(path).suffix not in suffixes:
         raise SearchKDError(f"--out must end in {' or '.join(suffixes)}, got {path}")
     if path:
-        from searchkd.orchestrate.checks import check_out_writable
+        from searchkd.io import check_out_writable
 
         check_out_writable(path, directory=False)
 
@@ -119,7 +119,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 @one_line_warnings
 def _cmd_correlation(args: argparse.Namespace) -> int:
     from searchkd import api
-    from searchkd.bench.correlation import correlation
+    from searchkd.api import correlation
 
     _check_out(args.out, (".json",))
     res = correlation(args.space, args.proxy, args.ground_truth, args.column, sample=args.sample,

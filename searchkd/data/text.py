@@ -41,7 +41,10 @@ import numpy as np
 from searchkd.errors import SearchKDError
 
 __all__ = ["TextSet", "load_text", "read_documents", "prose_paragraphs", "split_sentences", "is_text_data",
-           "TEXT_DATA_FORMS"]
+           "TEXT_DATA_FORMS", "text_split", "HELD_OUT"]
+
+#: held-out fraction of a search's text: the SuperLM trains on the rest and scores on it
+HELD_OUT = 0.1
 
 TEXT_DATA_FORMS = "embedded-text, text:PATH (a UTF-8 file or a folder of .txt/.md files)"
 _TEXT_SUFFIXES = {".txt", ".md"}
@@ -280,3 +283,11 @@ def load_text(spec: str, tokenizer: Any, max_length: int = 128, pack: bool = Tru
     enc = tokenizer(rows, padding="max_length", truncation=True, max_length=max_length, return_tensors="np")
     return TextSet(np.asarray(enc["input_ids"], dtype=np.int64), np.asarray(enc["attention_mask"], dtype=np.int64),
                    tuple(rows), name)
+
+
+def text_split(data: str, teacher: Any, seed: int) -> tuple[Any, Any]:
+    """(train, held-out) :class:`~searchkd.data.text.TextSet` of a search, tokenised by the
+    teacher's tokenizer; the split draws from the ``split`` seed stream."""
+    from searchkd.seeds import stream_seed
+
+    return load_text(data, teacher).split(HELD_OUT, seed=stream_seed(seed, "split"))

@@ -76,7 +76,7 @@ def plot_verify(report: dict[str, Any], path: str | Path) -> bool:
     key = [f"{k + 1:>2}  {s['role']:<12} {s['arch']}" for k, s in enumerate(order)]
     key_in = 0.12 * len(key) + (0.15 if key else 0.0)  # inches of key lines under the axes
     try:
-        from searchkd.orchestrate.plots import agg_figure
+        from searchkd.io import agg_figure
 
         fig = agg_figure(figsize=(6.4, 4.6 + key_in), dpi=120)
     except ImportError:

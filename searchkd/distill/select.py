@@ -167,7 +167,7 @@ def search_eval_config(config: dict[str, Any], **changes: Any) -> Any:
     function the search used; ``changes`` replace fields (e.g. ``proxies``, ``device``)."""
     from dataclasses import replace
 
-    from searchkd.orchestrate.local import eval_config
+    from searchkd.evaluate import eval_config
     from searchkd.types import SearchConfig
 
     return replace(eval_config(SearchConfig.from_dict(config)), **changes)

@@ -127,7 +127,7 @@ def plot_text_verify(report: dict[str, Any], path: str | Path) -> bool:
     """SuperLM score vs the standalone held-out loss after training (filled) and before it
     (hollow, the inherited or random start), one colour per role, each point labelled."""
     try:
-        from searchkd.orchestrate.plots import agg_figure
+        from searchkd.io import agg_figure
 
         fig = agg_figure(figsize=(6.4, 4.6), dpi=120)
     except ImportError:

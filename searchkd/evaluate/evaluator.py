@@ -6,15 +6,16 @@ rebuild the same one from a config; it scores a batch of architectures at a time
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from searchkd.errors import SearchKDError
-
 from searchkd.devices import resolve_device
+from searchkd.errors import SearchKDError
+from searchkd.types import SearchConfig
 
-__all__ = ["EvalConfig", "Evaluator", "combine_ranks", "check_runs"]
+__all__ = ["EvalConfig", "Evaluator", "combine_ranks", "check_runs", "eval_config", "absolute_config"]
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,45 @@ def combine_ranks(rows: Sequence[dict[str, float]], proxies: Sequence[str]) -> l
         return []
     ranks = np.array([rankdata([r[p] for r in rows]) for p in proxies])
     return [float(v) for v in ranks.mean(axis=0)]
+
+
+# a search config's paths made absolute (Ray Tune runs trials in other directories)
+_PATH_DATA = ("npz:", "cifar10:", "cifar100:", "folder:", "text:")
+
+
+def _absolute_data(data: str) -> str:
+    # Ray Tune may run trials in another working directory: ship absolute paths
+    for prefix in _PATH_DATA:
+        if data.startswith(prefix):
+            return prefix + os.path.abspath(os.path.expanduser(data[len(prefix):]))
+    return data
+
+
+def _abspath(path: str | None) -> str | None:
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
+def absolute_config(config: SearchConfig) -> SearchConfig:
+    """``config`` with every path absolute (data, an ``hf:DIR`` or ``nni:FILE`` teacher or
+    space, teacher weights, a SuperLM directory): Ray Tune runs trials in other directories."""
+    from dataclasses import replace
+
+    from searchkd.spaces._nni_spec import absolute_spec
+
+    def spec(s: str | None) -> str | None:
+        if s and s.startswith("nni:"):
+            return absolute_spec(s)
+        if s and s.startswith("hf:"):
+            return "hf:" + _abspath(s[3:])
+        return s
+
+    return replace(config, space=spec(config.space), teacher=spec(config.teacher), data=_absolute_data(config.data),
+                   teacher_weights=_abspath(config.teacher_weights), supernet=_abspath(config.supernet))
+
+
+def eval_config(config: SearchConfig) -> Any:
+    """The :class:`~searchkd.evaluate.EvalConfig` of a search config (paths made absolute)."""
+    c = absolute_config(config)
+    return EvalConfig(space=c.space, proxies=c.proxies, teacher=c.teacher, teacher_weights=c.teacher_weights,
+                      data=c.data, batch_size=c.batch_size, seed=c.seed if c.proxy_seed is None else c.proxy_seed,
+                      device=c.device, supernet=c.supernet)

@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from searchkd.data.text import HELD_OUT, text_split  # noqa: F401  (re-exported: the split of a search)
 from searchkd.errors import SearchKDError
+from searchkd.teachers.text import text_teacher as _teacher  # noqa: F401
 
 __all__ = ["TEXT_PROXIES", "DEFAULT_SUPERNET_STEPS", "HELD_OUT", "text_split", "superlm_config", "ensure_superlm",
            "TextScorer", "check_text_config", "export_search_best"]
@@ -34,8 +36,6 @@ DEFAULT_SUPERNET_STEPS = 300
 #: held-out relation loss of 8 subnets is 2.20 / 2.05 / 1.74 at lr 4e-5 / 2e-4 / 1e-3, lowest
 #: for every subnet at 1e-3). AutoDistil's own (GPU, 128 × 16 sequences a step) is ``--supernet-lr 4e-5``.
 DEFAULT_SUPERNET_LR = 1e-3
-#: held-out fraction of the text: the SuperLM trains on the rest and scores on it
-HELD_OUT = 0.1
 
 
 def check_text_proxies(proxies: Sequence[str], space: Any) -> None:
@@ -78,31 +78,6 @@ def split_seed(config: Any) -> int:
     the scorer's :class:`~searchkd.evaluate.EvalConfig` carries it, so that the SuperLM trains
     and scores on the two sides of one split."""
     return config.seed if getattr(config, "proxy_seed", None) is None else config.proxy_seed
-
-
-def text_split(data: str, teacher: Any, seed: int) -> tuple[Any, Any]:
-    """(train, held-out) :class:`~searchkd.data.text.TextSet` of a search, tokenised by the
-    teacher's tokenizer; the split draws from the ``split`` seed stream."""
-    from searchkd.data.text import load_text
-    from searchkd.seeds import stream_seed
-
-    return load_text(data, teacher).split(HELD_OUT, seed=stream_seed(seed, "split"))
-
-
-def _teacher(spec: str | None, weights: str | None, device: Any, space: Any = None) -> Any:
-    """The text teacher (default minilm-l6); with ``space``, a one-line warning when it is smaller
-    than the space's largest student (:func:`~searchkd.teachers.text.teacher_size_warning`)."""
-    import warnings
-
-    from searchkd.teachers.text import load_text_teacher, no_default_teacher, teacher_size_warning
-
-    if spec is None and space is not None and not getattr(space, "default_teacher", ""):
-        raise no_default_teacher(space)
-    teacher = load_text_teacher(spec or "minilm-l6", weights, device=device)
-    message = teacher_size_warning(space, teacher.info) if space is not None else None
-    if message:
-        warnings.warn(message, UserWarning, stacklevel=2)
-    return teacher
 
 
 def _qkv(teacher: Any) -> Any:

@@ -132,9 +132,9 @@ def export_student(net_or_superlm: Any, arch: str, out_dir: str | Path, *, space
 def _student(obj: Any, arch: str, shape: Any, space: str) -> Any:
     """The standalone BertNet of ``shape`` that ``obj`` holds."""
     from searchkd.spaces._bert_net import BertNet, extract
-    from searchkd.supernets.superlm import SuperLM
 
-    if isinstance(obj, SuperLM):
+    if not isinstance(obj, BertNet) and callable(getattr(obj, "extract", None)) and hasattr(obj, "space"):
+        # a SuperLM (duck-typed: the exporter sits below the supernets and never imports them)
         if obj.space.name != space:
             raise SearchKDError(f"export: the SuperLM was trained on space {obj.space.name!r}, not {space!r}")
         return obj.extract(arch)

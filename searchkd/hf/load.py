@@ -14,11 +14,14 @@ from typing import Any, Iterator
 
 from searchkd.errors import SearchKDError, first_line
 
-__all__ = ["register_hf", "load_exported", "umask_mode", "quiet", "FORMAT", "META_FILE", "MODELING_FILE", "WEIGHTS_FILE"]
+__all__ = ["register_hf", "load_exported", "umask_mode", "quiet", "acm_folder", "FORMAT", "META_FILE", "MODELING_FILE", "WEIGHTS_FILE"]
 
 FORMAT = "searchkd-export/1"
 META_FILE = "searchkd.json"
 MODELING_FILE = "modeling_searchkd_bert.py"
+#: what marks a folder saved by searchkd.supernets.acm.io.save_acm
+ACM_FORMAT = "searchkd-acm/1"
+ACM_MODEL_TYPE = "searchkd_acm"  # config.json's model_type: no transformers class claims it
 WEIGHTS_FILE = "model.safetensors"
 # copied from tokenizer_dir when present; one of _VOCAB (or a sentencepiece *.model) must be
 
@@ -95,3 +98,28 @@ def quiet() -> Iterator[None]:
         hf_logging.set_verbosity(level)
         if shown:
             hf_logging.enable_progress_bar()
+
+
+def acm_folder(path: str | Path) -> str | None:
+    """A one-line description when ``path`` is a folder written by :func:`save_acm` (by
+    ``config.json``'s ``model_type``, or, for folders saved before it had its own, by
+    ``acm.json``), else None."""
+    import json
+
+    d = Path(path)
+    try:
+        config = json.loads((d / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = None
+    try:
+        meta = json.loads((d / "acm.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = None
+    is_acm = isinstance(meta, dict) and meta.get("format") == ACM_FORMAT
+    if not (is_acm or (isinstance(config, dict) and config.get("model_type") == ACM_MODEL_TYPE)):
+        return None
+    budget = meta.get("budget") if isinstance(meta, dict) else None
+    base = (meta.get("base") or {}).get("name") if isinstance(meta, dict) else None
+    what = "a model converted by `searchkd acm`" + (f" (budget {budget:g})" if isinstance(budget, (int, float)) else "")
+    return (f"{what}{f' from {base}' if base else ''}: its FFN blocks are adaptive computation modules, not a plain "
+            f"BERT; reopen it with searchkd.api.load_acm(DIR)")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from searchkd.errors import SearchKDError
+from searchkd.io import check_out_writable
 
 __all__ = ["check_inputs", "check_out_writable", "StartGuard"]
 
@@ -76,32 +77,7 @@ def check_inputs(config: Any, space: Any, *, device: bool = True, data: bool = T
     return None
 
 
-def check_out_writable(path: str | Path, *, directory: bool) -> None:
-    """A one-line :class:`SearchKDError` when ``path`` (a directory to create or a file to
-    write) cannot be written: under a file, on a read-only file system, without permission.
-    Nothing is left behind."""
-    p = Path(os.path.expanduser(str(path))).absolute()
-    target = p if directory else p.parent
-    probe = target
-    while not probe.exists():  # the nearest existing ancestor decides
-        probe = probe.parent
-    what = "--out"
-    if not probe.is_dir():
-        raise SearchKDError(f"{what} {path}: {probe} is a file, not a directory")
-    if directory and p.exists() and not p.is_dir():
-        raise SearchKDError(f"{what} {path} exists and is not a directory")
-    if not directory and p.is_dir():
-        raise SearchKDError(f"{what} {path} is a directory, not a file")
-    if str(probe).startswith("/proc") or str(probe).startswith("/sys"):
-        raise SearchKDError(f"{what} {path}: cannot write under {probe}")
-    # os.access misses read-only mounts for root; a real probe file tells
-    try:
-        fd_path = probe / f".searchkd-write-test-{os.getpid()}"
-        with open(fd_path, "w"):
-            pass
-        os.unlink(fd_path)
-    except OSError as e:
-        raise SearchKDError(f"{what} {path}: cannot write in {probe} ({e.strerror or type(e).__name__})") from None
+
 
 
 class StartGuard:

@@ -35,7 +35,7 @@ import numpy as np
 
 from searchkd._version import __version__
 from searchkd.errors import SearchKDError
-from searchkd.orchestrate import trials as tlog
+import searchkd.trials as tlog
 from searchkd.orchestrate.checks import StartGuard, check_inputs, check_out_writable
 from searchkd.orchestrate.local import MAX_FAILURES, EvaluatorFactory, LocalRunner, absolute_config, eval_config
 from searchkd.progress import Progress

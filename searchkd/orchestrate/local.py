@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Sequence
 
-from searchkd.types import SearchConfig
+from searchkd.evaluate.evaluator import _absolute_data, absolute_config, eval_config  # noqa: F401
 
 __all__ = ["LocalRunner", "EvaluatorFactory", "eval_config", "MAX_FAILURES"]
 
@@ -14,49 +13,6 @@ __all__ = ["LocalRunner", "EvaluatorFactory", "eval_config", "MAX_FAILURES"]
 MAX_FAILURES = 2
 
 Records = list[dict[str, Any]]
-
-_PATH_DATA = ("npz:", "cifar10:", "cifar100:", "folder:", "text:")
-
-
-def _absolute_data(data: str) -> str:
-    # Ray Tune may run trials in another working directory: ship absolute paths
-    for prefix in _PATH_DATA:
-        if data.startswith(prefix):
-            return prefix + os.path.abspath(os.path.expanduser(data[len(prefix):]))
-    return data
-
-
-def _abspath(path: str | None) -> str | None:
-    return None if path is None else os.path.abspath(os.path.expanduser(path))
-
-
-def absolute_config(config: SearchConfig) -> SearchConfig:
-    """``config`` with every path absolute (data, an ``hf:DIR`` or ``nni:FILE`` teacher or
-    space, teacher weights, a SuperLM directory): Ray Tune runs trials in other directories."""
-    from dataclasses import replace
-
-    from searchkd.spaces._nni_spec import absolute_spec
-
-    def spec(s: str | None) -> str | None:
-        if s and s.startswith("nni:"):
-            return absolute_spec(s)
-        if s and s.startswith("hf:"):
-            return "hf:" + _abspath(s[3:])
-        return s
-
-    return replace(config, space=spec(config.space), teacher=spec(config.teacher), data=_absolute_data(config.data),
-                   teacher_weights=_abspath(config.teacher_weights), supernet=_abspath(config.supernet))
-
-
-def eval_config(config: SearchConfig) -> Any:
-    """The :class:`~searchkd.evaluate.EvalConfig` of a search config (paths made absolute)."""
-    from searchkd.evaluate import EvalConfig
-
-    c = absolute_config(config)
-    return EvalConfig(space=c.space, proxies=c.proxies, teacher=c.teacher, teacher_weights=c.teacher_weights,
-                      data=c.data, batch_size=c.batch_size, seed=c.seed if c.proxy_seed is None else c.proxy_seed,
-                      device=c.device, supernet=c.supernet)
-
 
 @dataclass(frozen=True)
 class EvaluatorFactory:

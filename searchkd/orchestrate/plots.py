@@ -11,20 +11,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from searchkd.io import agg_figure
 from searchkd.types import SearchResult
 
-__all__ = ["plot_search", "agg_figure"]
-
-
-def agg_figure(**kwargs: Any) -> Any:
-    """A :class:`~matplotlib.figure.Figure` (``kwargs``: figsize, dpi …) drawn by its own Agg
-    canvas, for ``fig.savefig``; nothing global (pyplot's figure list, the backend) changes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(**kwargs)
-    FigureCanvasAgg(fig)
-    return fig
+__all__ = ["plot_search", "plot_correlation", "agg_figure"]
 
 
 def plot_search(result: SearchResult, objectives: Any, out_dir: str | Path) -> list[Path]:
@@ -75,3 +65,43 @@ def plot_search(result: SearchResult, objectives: Any, out_dir: str | Path) -> l
     except Exception as e:  # a plot must never lose a finished search
         warnings.warn(f"plotting failed: {e}", RuntimeWarning, stacklevel=2)
     return paths
+
+
+def plot_correlation(path: Path, rows: list[dict[str, Any]], truth: list[float], cols: list[str], column: str) -> None:
+    """One panel per proxy: score vs ground truth. A proxy whose finite values span three
+    decades or more (synflow: 1e10 … 1e49) gets a log x axis when they are all positive, else
+    its ranks (1 = lowest), so the points do not collapse onto x ≈ 0."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    from searchkd.bench.stats import rank_stats
+
+
+    def axis(x: np.ndarray) -> tuple[np.ndarray, str]:
+        if x.size < 2:
+            return x, "linear"
+        if (x > 0).all():
+            return x, "log" if x.max() / x.min() >= 1e3 else "linear"
+        mag = np.abs(x[x != 0])
+        if mag.size and mag.max() / mag.min() >= 1e3:  # zeros or negatives: no log axis, ranks instead
+            return rankdata(x), "rank"
+        return x, "linear"
+
+    fig = agg_figure(figsize=(3.6 * len(cols), 3.4))
+    axes = fig.subplots(1, len(cols), squeeze=False)
+    for ax, p in zip(axes[0], cols):
+        x = np.array([r[p] for r in rows], float)
+        ok = np.isfinite(x)  # the non-finite scores rank worst in ρ but have no place on the x axis
+        xs, kind = axis(x[ok])
+        ax.scatter(xs, np.asarray(truth)[ok], s=6, alpha=0.6)
+        rho = rank_stats(x, truth)["spearman"]
+        nonfinite = f", {int((~ok).sum())} non-finite" if (~ok).any() else ""
+        ax.set_title(f"{p}  ρ={rho:.3f}{nonfinite}", fontsize=9)
+        if kind == "log":
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{p} (log scale)")
+        else:
+            ax.set_xlabel(f"rank of {p} (values span decades)" if kind == "rank" else p)
+        ax.set_ylabel(column)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

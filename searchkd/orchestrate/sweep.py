@@ -5,7 +5,7 @@ A sweep config (see ``examples/sweep_nb201.toml``)::
     out = "runs/sweep_nb201"                  # one result dir per search below it
     ground_truth = "../shared/data/nb201/nb201_cifar10.csv"   # optional; or "nb201:FILE.pth"
     column = "cifar10_test_acc"               # the accuracy column of ground_truth
-    # dataset = "cifar100"                    # with nb201:FILE.pth (searchkd.bench.ground_truth)
+    # dataset = "cifar100"                    # with nb201:FILE.pth (searchkd.data.ground_truth)
     cpus_per_trial = 1                        # optional, also gpus_per_trial, max_failures (default 2)
 
     [search]                                  # shared settings: any SearchConfig field
@@ -44,7 +44,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from searchkd.bench.ground_truth import read_ground_truth
+from searchkd.data.ground_truth import read_ground_truth
 from searchkd.errors import SearchKDError
 from searchkd.io import dumps, write_rows
 from searchkd.orchestrate.checks import check_inputs

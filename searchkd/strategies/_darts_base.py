@@ -141,7 +141,7 @@ def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:
 
 def plot_alphas(history: list[dict[str, Any]], path: Path, title: str) -> None:
     """``alphas.png``: one panel per edge, each op's softmax(α) weight over the epochs."""
-    from searchkd.orchestrate.plots import agg_figure
+    from searchkd.io import agg_figure
     from searchkd.spaces.nb201 import EDGES, OPS
 
     fig = agg_figure(figsize=(11, 6))

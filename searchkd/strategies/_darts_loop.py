@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from searchkd.distill.losses import kd_loss
 from searchkd.errors import SearchKDError, check_finite_loss, first_line
 from searchkd.io import append_jsonl, atomic_path, write_rows
-from searchkd.orchestrate import trials as tlog
+import searchkd.trials as tlog
 from searchkd.strategies._darts_base import CHECKPOINT, DartsOptions, _split, config_id, cosine_lr, data_id, write_alphas
 from searchkd.supernets.nb201_supernet import NB201Supernet, frozen_stats, second_order_alpha_grad
 

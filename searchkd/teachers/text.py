@@ -29,7 +29,8 @@ from searchkd.errors import SearchKDError, first_line
 from searchkd.teachers.base import HFTeacherSpec, _weight_files, check_hf_dir, load_weights, resolve_teacher
 
 __all__ = ["TextTeacher", "TeacherInfo", "TextFeatures", "load_text_teacher", "check_hf_dir", "teacher_dir",
-           "text_features", "find_qkv", "mean_pool", "QKV_LAYOUTS", "teacher_size_warning", "no_default_teacher"]
+           "text_features", "find_qkv", "mean_pool", "QKV_LAYOUTS", "teacher_size_warning", "no_default_teacher",
+           "text_teacher"]
 
 # (layer list, query, key, value) attribute paths, relative to the base model
 QKV_LAYOUTS: tuple[tuple[str, str, str, str], ...] = (
@@ -220,7 +221,7 @@ def _load_model(d: Path) -> Any:
     except ImportError:
         raise SearchKDError("BERT-family teachers need transformers: install searchkd[nlp]") from None
     from searchkd.hf.load import quiet as _quiet, register_hf
-    from searchkd.supernets.acm.io import acm_folder
+    from searchkd.hf.load import acm_folder
 
     what = acm_folder(d)
     if what is not None:  # its FFN weights are the learners': as a BERT it would have random FFNs
@@ -311,3 +312,17 @@ def no_default_teacher(space: Any) -> SearchKDError:
     return SearchKDError(f"{space.name} has no default teacher offline (minilm-l6, 22.7 M parameters, is smaller than "
                          f"its {lo:.0f}-{hi:.0f} M students): give --teacher hf:DIR, a BERT-family model larger than "
                          "them with the BERT uncased vocabulary (e.g. bert-base-uncased)")
+
+
+def text_teacher(spec: str | None, weights: str | None, device: Any, space: Any = None) -> Any:
+    """The text teacher (default minilm-l6); with ``space``, a one-line warning when it is smaller
+    than the space's largest student (:func:`~searchkd.teachers.text.teacher_size_warning`)."""
+    import warnings
+
+    if spec is None and space is not None and not getattr(space, "default_teacher", ""):
+        raise no_default_teacher(space)
+    teacher = load_text_teacher(spec or "minilm-l6", weights, device=device)
+    message = teacher_size_warning(space, teacher.info) if space is not None else None
+    if message:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return teacher

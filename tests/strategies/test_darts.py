@@ -106,7 +106,7 @@ def _strip(recs):
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     cfg = {**TINY, "strategy": "sd-darts", "budget": 3}
     run_search(cfg, tmp_path / "a")
-    from searchkd.orchestrate import trials as tlog
+    import searchkd.trials as tlog
     from searchkd.orchestrate.driver import prepare
 
     class Stop(Exception):
@@ -234,7 +234,7 @@ def test_ray_runs_the_search_as_one_tune_trial_with_the_local_result(tmp_path):
     try:
         remote = run_search(cfg, tmp_path / "ray", runner="ray", cpus_per_trial=1)
         bad = {**cfg, "seed": 5}  # a foreign checkpoint, found inside the trial: one line back
-        from searchkd.orchestrate import trials as tlog
+        import searchkd.trials as tlog
         from searchkd.orchestrate.driver import prepare
 
         (tmp_path / "bad").mkdir()

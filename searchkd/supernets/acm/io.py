@@ -19,37 +19,11 @@ from typing import Any
 import torch.nn as nn
 
 from searchkd.errors import SearchKDError, first_line
+from searchkd.hf.load import ACM_FORMAT as _FORMAT, ACM_MODEL_TYPE as MODEL_TYPE, acm_folder
 from searchkd.supernets.acm.model import ACMShape, acm_modules, acmize
 
 __all__ = ["save_acm", "load_acm", "acm_folder", "MODEL_TYPE"]
 
-_FORMAT = "searchkd-acm/1"
-MODEL_TYPE = "searchkd_acm"  # config.json's model_type: no transformers class claims it
-
-
-def acm_folder(path: str | Path) -> str | None:
-    """A one-line description when ``path`` is a folder written by :func:`save_acm` (by
-    ``config.json``'s ``model_type``, or, for folders saved before it had its own, by
-    ``acm.json``), else None."""
-    import json
-
-    d = Path(path)
-    try:
-        config = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = None
-    try:
-        meta = json.loads((d / "acm.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        meta = None
-    is_acm = isinstance(meta, dict) and meta.get("format") == _FORMAT
-    if not (is_acm or (isinstance(config, dict) and config.get("model_type") == MODEL_TYPE)):
-        return None
-    budget = meta.get("budget") if isinstance(meta, dict) else None
-    base = (meta.get("base") or {}).get("name") if isinstance(meta, dict) else None
-    what = "a model converted by `searchkd acm`" + (f" (budget {budget:g})" if isinstance(budget, (int, float)) else "")
-    return (f"{what}{f' from {base}' if base else ''}: its FFN blocks are adaptive computation modules, not a plain "
-            f"BERT; reopen it with searchkd.api.load_acm(DIR)")
 
 
 def save_acm(model: nn.Module, out_dir: str | Path, *, base: dict[str, Any], tokenizer_dir: str | Path | None = None,

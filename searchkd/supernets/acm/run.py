@@ -58,7 +58,7 @@ class ACMRunConfig:
 def check_acm_config(c: ACMRunConfig) -> None:
     """Bad input found without loading anything: one line, before anything is written."""
     from searchkd.data.text import TEXT_DATA_FORMS, is_text_data
-    from searchkd.orchestrate.checks import check_out_writable
+    from searchkd.io import check_out_writable
 
     if not isinstance(c.learners, int) or c.learners < 2:
         raise SearchKDError(f"--learners must be at least 2, got {c.learners!r}")
@@ -208,7 +208,8 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
 
     from searchkd._version import __version__
     from searchkd.devices import resolve_device
-    from searchkd.evaluate.text import _teacher, text_split
+    from searchkd.data.text import text_split
+    from searchkd.teachers.text import text_teacher as _teacher
     from searchkd.io import write_json
     from searchkd.supernets.acm.model import acmize, ffn_layers
     from searchkd.supernets.acm.io import load_acm, save_acm
