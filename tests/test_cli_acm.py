@@ -53,11 +53,35 @@ def test_acm_writes_json_png_and_reloadable_models(setup, capsys):
     assert [r["flops_per_token"] for r in again["rows"]] == [r["flops_per_token"] for r in res["rows"]]
 
 
+def test_convert_all_records_and_reloads_attention_acms(setup, capsys):
+    """``--convert all``: every layer's Q/K/V/O and FFN become ACMs; acm.json records it, the
+    k histogram has a row per ACM, and the saved folder reloads with the same modules."""
+    root, teacher, prose = setup
+    out = root / "run-all"
+    rc, text, err = _run(capsys, "--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "0.5",
+                         "--out", str(out), "--convert", "all", *FAST)
+    assert rc == 0, err
+    res = json.loads((out / "acm.json").read_text())
+    assert res["config"]["convert"] == "all" and res["acm"]["convert"] == "all"
+    row = res["rows"][0]
+    assert len(row["k_distribution"]) == 2 * 5 and row["fraction"] > 0
+    assert "attention projections" in text
+    from searchkd.api import load_acm
+    from searchkd.supernets.acm.model import acm_modules
+
+    model, meta = load_acm(str(out / "model-b0.5"), base_id=res["base"]["id"])
+    assert meta["convert"] == "all" and len(acm_modules(model)) == 10
+    rc, _, err = _run(capsys, "--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "0.5",
+                      "--out", str(out), "--convert", "ffn", *FAST)  # another conversion: refused, not reused
+    assert rc == 2 and "other settings" in err and "convert" in err, err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--learners", "1"], "--learners must be at least 2"),
     (["--budgets", "0"], "outside (0, 1]"),
     (["--budgets", "0.5,1.5"], "outside (0, 1]"),
     (["--data", "embedded"], "acm needs text data"),
+    (["--convert", "qkv"], "--convert must be one of ffn, attention, all"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(setup, capsys, args, message):
     root, teacher, prose = setup

@@ -23,9 +23,12 @@ _budgets.__name__ = "comma-separated list of finite numbers"
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("acm", help="turn a BERT model's FFN blocks into adaptive computation modules (ACM)")
     p.add_argument("--model", default="minilm-l6", help="the model to convert: minilm-l6 or hf:DIR (default minilm-l6)")
-    p.add_argument("--learners", type=int, default=4, help="learners per FFN block, N >= 2 (default 4)")
+    p.add_argument("--learners", type=int, default=4, help="learners per converted module, N >= 2 (default 4)")
+    p.add_argument("--convert", default="ffn",
+                   help="what becomes ACMs: ffn (the FFN blocks), attention (each layer's Q, K, V and attention-output "
+                        "projections) or all (both, the authors' main run) (default ffn)")
     p.add_argument("--budgets", type=_budgets, default=(0.25, 0.5, 0.75, 1.0),
-                   help="target fractions of the FFN compute, each in (0, 1] (default 0.25,0.5,0.75,1.0)")
+                   help="target fractions of the converted modules' compute, each in (0, 1] (default 0.25,0.5,0.75,1.0)")
     p.add_argument("--data", default="embedded-text", help="embedded-text or text:PATH (default embedded-text)")
     p.add_argument("--out", required=True, help="output directory (acm.json, acm.png, model-b*/, stages/)")
     p.add_argument("--stage1-steps", type=int, default=300, help="module-wise distillation steps (default 300)")
@@ -50,12 +53,18 @@ def _cmd_acm(args: argparse.Namespace) -> int:
     config = ACMRunConfig(model=args.model, out=args.out, learners=args.learners, budgets=args.budgets,
                           data=args.data, seed=args.seed, device=args.device, stage1_steps=args.stage1_steps,
                           stage2_steps=args.stage2_steps, stage3_steps=args.stage3_steps, batch_size=args.batch_size,
-                          calibrate=not args.no_calibrate, task=args.task, task_steps=args.task_steps)
+                          calibrate=not args.no_calibrate, task=args.task, task_steps=args.task_steps,
+                          convert=args.convert)
     res = run_acm(config, progress=False if args.quiet else None)
     dense = res["rows"][0]["dense_flops_per_token"] if res["rows"] else 0
-    print(f"{res['base']['name']}: {res['base']['layers']} FFN blocks -> ACMs of {args.learners} learners; "
-          f"dense FFN {dense / 1e6:.3f} MFLOPs/token")
-    print(f"{'budget':>6} {'FFN frac':>8} {'MFLOP/tok':>9} {'distill':>9} {'hid cos':>7} {'emb cos':>7} "
+    if args.convert == "ffn":
+        print(f"{res['base']['name']}: {res['base']['layers']} FFN blocks -> ACMs of {args.learners} learners; "
+              f"dense FFN {dense / 1e6:.3f} MFLOPs/token")
+    else:
+        what = "attention projections (Q/K/V/O)" if args.convert == "attention" else "FFN blocks and attention projections"
+        print(f"{res['base']['name']}: {res['base']['layers']} layers' {what} -> ACMs of {args.learners} learners; "
+              f"dense converted modules {dense / 1e6:.3f} MFLOPs/token")
+    print(f"{'budget':>6} {'FFN frac' if args.convert == 'ffn' else 'frac':>8} {'MFLOP/tok':>9} {'distill':>9} {'hid cos':>7} {'emb cos':>7} "
           f"{'wall':>5} | {'static emb cos':>14} {'static distill':>14}")
     for r in res["rows"]:
         s = r["static"]

@@ -1,6 +1,7 @@
 """Saving and reopening a model converted by :func:`searchkd.supernets.acm.model.acmize`: a
-``save_pretrained``-style directory (``config.json``, ``acm.json`` with the ACM shape, the base
-model's id and name and what the caller adds, ``model.safetensors``, the tokenizer files),
+``save_pretrained``-style directory (``config.json``, ``acm.json`` with the ACM shape, what was
+converted (``convert``: ``ffn``, ``attention`` or ``all``; a folder saved before it was recorded
+is ``ffn``), the base model's id and name and what the caller adds, ``model.safetensors``, the tokenizer files),
 written to a temporary sibling and renamed, so a directory is whole or absent.
 
 ``config.json`` is the base model's with ``model_type`` ``searchkd_acm`` and ``architectures``
@@ -20,7 +21,7 @@ import torch.nn as nn
 
 from searchkd.errors import SearchKDError, first_line
 from searchkd.hf.load import ACM_FORMAT as _FORMAT, ACM_MODEL_TYPE as MODEL_TYPE, acm_folder
-from searchkd.supernets.acm.model import ACMShape, acm_modules, acmize
+from searchkd.supernets.acm.model import ACMShape, acm_modules, acmize, converted
 
 __all__ = ["save_acm", "load_acm", "acm_folder", "MODEL_TYPE"]
 
@@ -49,8 +50,13 @@ def save_acm(model: nn.Module, out_dir: str | Path, *, base: dict[str, Any], tok
     config.update(model_type=MODEL_TYPE, architectures=["SearchKDACMModel"],
                   acm_base_model_type=config.get("model_type"))
     write_json(tmp / "config.json", config)
-    write_json(tmp / "acm.json", {"format": _FORMAT, "shape": asdict(acms[0].shape), "layers": len(acms),
-                                  "base": base, **(extra or {})})
+    ffn = [a for a in acms if a.shape.kind == "ffn"]
+    linear = [a for a in acms if a.shape.kind == "linear"]
+    shapes = {"shape": asdict((ffn or linear)[0].shape)}  # the FFN blocks' where converted, as before
+    if linear:
+        shapes["attention_shape"] = asdict(linear[0].shape)
+    write_json(tmp / "acm.json", {"format": _FORMAT, **shapes, "layers": len(ffn) or len(linear) // 4, "modules": len(acms),
+                                  "convert": converted(model), "base": base, **(extra or {})})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / "model.safetensors"))
     umask_mode(tmp / "model.safetensors")  # safetensors writes 0600
@@ -84,7 +90,8 @@ def _base_config(d: Path) -> Any:
 
 
 def load_acm(path: str | Path, *, base_id: str | None = None, device: Any = None) -> tuple[nn.Module, dict[str, Any]]:
-    """A converted model saved by :func:`save_acm` (eval mode) and its ``acm.json``.
+    """A converted model saved by :func:`save_acm` (eval mode) and its ``acm.json``; the modules
+    its ``convert`` names are rebuilt (``ffn`` for a folder saved before it was recorded).
 
     Args:
         base_id: refuse a model converted from another base model: the name it was converted
@@ -112,7 +119,8 @@ def load_acm(path: str | Path, *, base_id: str | None = None, device: Any = None
 
         model = transformers.AutoModel.from_config(_base_config(d))
         shape = ACMShape(**{"gate": "mlp", **meta["shape"]})  # saves before the gate was recorded had the MLP
-        acmize(model, shape.learners, gate_hidden=shape.gate_hidden, init="random", gate=shape.gate)
+        acmize(model, shape.learners, gate_hidden=shape.gate_hidden, init="random", gate=shape.gate,
+               convert=meta.get("convert", "ffn"))
         model.load_state_dict(load_file(str(d / "model.safetensors")), strict=True)
     except SearchKDError:
         raise

@@ -19,12 +19,29 @@ progressively, and a per-token gate picks how many of them (k ∈ {0,…,N}) run
   reopened by :func:`searchkd.supernets.acm.io.load_acm` counts padding as free too, without
   :class:`set_token_mask`.
 
+* **Attention projections** (``convert="attention"`` or ``"all"``; the authors' main ViT-B run
+  converts the FFNs and q/k/v/o, ``acmize_vit`` with ``q_proj = k_proj = v_proj = o_proj =
+  True``): each of a layer's Q, K, V and attention-output ``nn.Linear`` (d_in → d_out) becomes
+  an ACM of the authors' shape for a linear layer: learners d_in → r → d_out with the identity
+  between the two matmuls (their ``attention_activation='identity'``), r = round((d_in·d_out +
+  d_out) / (N·(d_in + d_out + 1))) (their ``attention_linear_block_dim`` with
+  ``block_flops_factor = 1/N``), so that N learners cost the dense projection; its own gate
+  (the same depth-3 gate on the projection's input) chooses k ∈ {1,…,N}, never 0 (their
+  ``min_choice`` of 1 for q/k/v/o_proj: a zero query, key or value is not a residual skip).
+
 Departures: (1) the learners start from the dense block by default (``init="slices"``): its
 units, ranked by ‖w_in‖·‖w_out‖, are dealt into N consecutive slices, so k = N reproduces
 the dense block before any training and stage 1 only has to improve the partial sums; the
-paper trains learners from a random initialisation (``init="random"`` here). (2) Only BERT's
-layout (``encoder.layer[i].intermediate.dense`` → ``output.dense`` → ``output.LayerNorm``) is
-converted; its post-LayerNorm residual is kept: ``LayerNorm(dropout(acm(h)) + h)``.
+paper trains learners from a random initialisation (``init="random"`` here). For an attention
+projection W = U·S·Vᵀ the same idea is its truncated SVD: learner j holds singular directions
+j·r … (j+1)·r − 1 (largest first, √S on each side), so k learners are the best rank-k·r
+approximation of W (Eckart–Young) and N learners reproduce W exactly when its rank is at most
+N·r; a full-rank W is not reproduced (N·r ≈ min(d_in, d_out) / 2, the authors' FLOPs-matched
+size); the projection's bias rides on learner 1's output bias, which always runs (k ≥ 1),
+where theirs has a hidden bias only (``bias='hidden_only'``). (2) Only BERT's layout
+(``encoder.layer[i].intermediate.dense`` → ``output.dense`` → ``output.LayerNorm``;
+``attention.self.query|key|value``, ``attention.output.dense``) is converted; its
+post-LayerNorm residual is kept: ``LayerNorm(dropout(acm(h)) + h)``.
 """
 
 from __future__ import annotations
@@ -39,12 +56,16 @@ import torch.nn.functional as F
 
 from searchkd.errors import SearchKDError
 
-__all__ = ["ACM", "ACMOutput", "ACMShape", "acmize", "acm_modules", "ffn_layers", "count_flops", "reset_flops",
-           "set_token_mask", "ACTIVATIONS", "GATE_HIDDEN", "GATES", "all_learners"]
+__all__ = ["ACM", "ACMOutput", "ACMShape", "acmize", "acm_modules", "ffn_layers", "attention_linears", "count_flops",
+           "reset_flops", "set_token_mask", "ACTIVATIONS", "GATE_HIDDEN", "GATES", "CONVERT", "PROJECTIONS",
+           "all_learners", "linear_width", "acm_sites", "converted"]
 
 GATE_HIDDEN = 16  # the authors' ViT-B setting
 GATES = ("linear3", "mlp")
+CONVERT = ("ffn", "attention", "all")  # what acmize converts: FFN blocks, Q/K/V/O projections, both
+PROJECTIONS = ("query", "key", "value", "output")  # a layer's attention projections, in execution order
 ACTIVATIONS = {
+    "identity": lambda x: x,  # an attention projection's learners (the authors' attention_activation)
     "gelu": F.gelu,
     "relu": F.relu,
     "silu": F.silu,
@@ -56,7 +77,10 @@ ACTIVATIONS = {
 
 @dataclass(frozen=True)
 class ACMShape:
-    """The shape of the ACMs of a converted model (one per layer)."""
+    """The shape of one ACM. ``kind="ffn"`` (an FFN block: ``hidden`` → ``intermediate`` →
+    ``hidden``, learners of ``width`` units) or ``"linear"`` (an attention projection
+    ``hidden`` → ``intermediate``, i.e. d_in → d_out, learners of rank ``width``); ``min_k``:
+    the fewest learners the gate may choose (0 for an FFN block, 1 for a projection)."""
 
     hidden: int
     intermediate: int
@@ -65,18 +89,31 @@ class ACMShape:
     gate_hidden: int
     activation: str
     gate: str = "linear3"  # the authors' depth-3 gate; "mlp": Linear→GELU→Linear (earlier saves)
+    kind: str = "ffn"
+    min_k: int = 0
+
+    @property
+    def d_out(self) -> int:
+        return self.intermediate if self.kind == "linear" else self.hidden
 
     def learner_flops(self) -> int:
         """FLOPs of one learner on one token: two matmuls at 2 FLOPs per multiply-add."""
-        return 4 * self.hidden * self.width
+        return 2 * self.hidden * self.width + 2 * self.width * self.d_out
 
     def gate_flops(self) -> int:
         middle = 2 * self.gate_hidden * self.gate_hidden if self.gate == "linear3" else 0
-        return 2 * self.hidden * self.gate_hidden + middle + 2 * self.gate_hidden * (self.learners + 1)
+        return 2 * self.hidden * self.gate_hidden + middle + 2 * self.gate_hidden * (self.learners + 1 - self.min_k)
 
     def dense_flops(self) -> int:
-        """FLOPs of the dense block on one token (the same counting)."""
-        return 4 * self.hidden * self.intermediate
+        """FLOPs of the dense block (or projection) on one token (the same counting)."""
+        return 2 * self.hidden * self.intermediate * (1 if self.kind == "linear" else 2)
+
+
+def linear_width(d_in: int, d_out: int, learners: int) -> int:
+    """The authors' learner rank for a Linear d_in → d_out split into ``learners``
+    (``attention_linear_block_dim`` with ``block_flops_factor = 1/N``): round((d_in·d_out +
+    d_out) / (N·(d_in + d_out + 1))), at least 1."""
+    return max(1, round((d_in * d_out + d_out) / (learners * (d_in + d_out + 1))))
 
 
 class ACM(nn.Module):
@@ -95,11 +132,13 @@ class ACM(nn.Module):
             raise SearchKDError(f"ACM: activation {shape.activation!r} is not supported "
                                 f"(known: {', '.join(sorted(ACTIVATIONS))})")
         s = self.shape = shape
-        n, h, w = s.learners, s.hidden, s.width
+        if s.kind not in ("ffn", "linear") or not 0 <= s.min_k < s.learners:
+            raise SearchKDError(f"ACM: bad shape {s}")
+        n, h, w, o = s.learners, s.hidden, s.width, s.d_out
         self.w1 = nn.Parameter(torch.empty(n, h, w))
         self.b1 = nn.Parameter(torch.zeros(n, w))
-        self.w2 = nn.Parameter(torch.empty(n, w, h))
-        self.b2 = nn.Parameter(torch.zeros(n, h))
+        self.w2 = nn.Parameter(torch.empty(n, w, o))
+        self.b2 = nn.Parameter(torch.zeros(n, o))
         for j in range(n):  # nn.Linear's initialisation, learner by learner
             nn.init.kaiming_uniform_(self.w1.data[j].T, a=math.sqrt(5))
             nn.init.kaiming_uniform_(self.w2.data[j].T, a=math.sqrt(5))
@@ -107,7 +146,7 @@ class ACM(nn.Module):
             raise SearchKDError(f"ACM: unknown gate {s.gate!r} ({', '.join(GATES)})")
         g = s.gate_hidden
         middle = nn.Linear(g, g) if s.gate == "linear3" else nn.GELU()
-        self.gate = nn.Sequential(nn.Linear(h, g), middle, nn.Linear(g, n + 1))
+        self.gate = nn.Sequential(nn.Linear(h, g), middle, nn.Linear(g, n + 1 - s.min_k))
         self.act = ACTIVATIONS[s.activation]
         self.force_k: int | None = None
         self.token_mask: torch.Tensor | None = None
@@ -122,6 +161,19 @@ class ACM(nn.Module):
     def learners(self) -> int:
         return self.shape.learners
 
+    @property
+    def in_features(self) -> int:  # an attention projection's ACM answers as the nn.Linear it replaced
+        return self.shape.hidden
+
+    @property
+    def out_features(self) -> int:
+        return self.shape.d_out
+
+    def pad_choices(self, g: torch.Tensor) -> torch.Tensor:
+        """The gate's choices over k = min_k…N (…×(N+1−min_k)) as …×(N+1), zeros below min_k
+        (the authors' "minimum choice correction")."""
+        return F.pad(g, (self.shape.min_k, 0)) if self.shape.min_k else g
+
     def learner(self, j: int, x: torch.Tensor) -> torch.Tensor:
         """Learner ``j`` (0-based) on ``x`` (…×H)."""
         return self.act(x @ self.w1[j] + self.b1[j]) @ self.w2[j] + self.b2[j]
@@ -131,7 +183,7 @@ class ACM(nn.Module):
 
         ``detach_previous``: the k-th sum carries gradient only into learner k (stage 1: each
         learner learns the residual its predecessors leave, the paper's detach mode)."""
-        sums = [torch.zeros_like(x)]
+        sums = [x.new_zeros(*x.shape[:-1], self.shape.d_out)]
         for j in range(self.learners):
             prev = sums[-1].detach() if detach_previous else sums[-1]
             sums.append(prev + self.learner(j, x))
@@ -150,8 +202,8 @@ class ACM(nn.Module):
             return F.one_hot(k, n1).to(x.dtype)
         logits = self.gate_logits(x)
         if self.training:
-            return F.gumbel_softmax(logits.float(), tau=self.tau, hard=True).to(x.dtype)
-        k = logits.argmax(-1)
+            return self.pad_choices(F.gumbel_softmax(logits.float(), tau=self.tau, hard=True).to(x.dtype))
+        k = logits.argmax(-1) + self.shape.min_k if self.shape.min_k else logits.argmax(-1)
         if self.token_mask is not None:
             k = k * self.token_mask.to(k.device, torch.long)
         return F.one_hot(k, n1).to(x.dtype)
@@ -167,7 +219,7 @@ class ACM(nn.Module):
         """Every learner on every token, then the k-th partial sum kept (the reference the
         grouped execution must equal)."""
         sums = self.partial_sums(x)
-        return sums.gather(-2, k[..., None, None].expand(*k.shape, 1, x.shape[-1])).squeeze(-2)
+        return sums.gather(-2, k[..., None, None].expand(*k.shape, 1, sums.shape[-1])).squeeze(-2)
 
     def grouped(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Tokens sorted by k (descending); learner j runs only on the first
@@ -176,7 +228,7 @@ class ACM(nn.Module):
         order = torch.argsort(kf, descending=True, stable=True)
         xs = flat[order]
         counts = torch.bincount(kf, minlength=self.learners + 1).flip(0).cumsum(0).flip(0)  # counts[j] = #(k >= j)
-        out = torch.zeros_like(xs)
+        out = xs.new_zeros(len(xs), self.shape.d_out)
         ran = 0
         for j in range(self.learners):
             m = int(counts[j + 1])
@@ -187,7 +239,7 @@ class ACM(nn.Module):
         result = torch.empty_like(out)
         result[order] = out
         self._count(ran, k, gate=self.force_k is None)
-        return result.reshape(x.shape)
+        return result.reshape(*x.shape[:-1], self.shape.d_out)
 
     def _count(self, learner_tokens: int, k: torch.Tensor, gate: bool) -> None:
         real = int(k.numel() if self.token_mask is None else self.token_mask.sum())
@@ -227,9 +279,48 @@ def ffn_layers(model: nn.Module) -> list[nn.Module]:
     return list(layers)
 
 
+def attention_linears(model: nn.Module) -> list[list[tuple[nn.Module, str]]]:
+    """Per encoder layer, its attention projections as (parent module, attribute name), in
+    :data:`PROJECTIONS` order: ``attention.self.query|key|value`` and ``attention.output.dense``
+    (each an ``nn.Linear``, or already an :class:`ACM`)."""
+    out = []
+    for i, layer in enumerate(ffn_layers(model)):
+        att = getattr(layer, "attention", None)
+        sites = [(getattr(att, "self", None), n) for n in ("query", "key", "value")]
+        sites.append((getattr(att, "output", None), "dense"))
+        if not all(isinstance(getattr(p, n, None), (nn.Linear, ACM)) for p, n in sites):
+            raise SearchKDError(f"layer {i} has no attention projections searchkd recognises "
+                                "(attention.self.query, key, value, attention.output.dense)")
+        out.append(sites)
+    return out
+
+
 def acm_modules(model: nn.Module) -> list[ACM]:
-    """The ACMs of a converted model, layer by layer."""
+    """The ACMs of a converted model, in execution order (per layer: Q, K, V, O, then the FFN)."""
     return [m for m in model.modules() if isinstance(m, ACM)]
+
+
+def acm_sites(model: nn.Module) -> list[ACM]:
+    """The ACMs of a converted model layer by layer, each layer's in a fixed order: its Q, K,
+    V and attention-output projections (where converted), then its FFN block (where
+    converted); the order of :func:`searchkd.supernets.acm.train.cache_modules`' pairs."""
+    out: list[ACM] = []
+    for layer in ffn_layers(model):
+        att = getattr(layer, "attention", None)
+        for parent, name in ((getattr(att, "self", None), "query"), (getattr(att, "self", None), "key"),
+                             (getattr(att, "self", None), "value"), (getattr(att, "output", None), "dense")):
+            if isinstance(getattr(parent, name, None), ACM):
+                out.append(getattr(parent, name))
+        if isinstance(getattr(layer, "output", None), ACMOutput):
+            out.append(layer.output.acm)
+    return out
+
+
+def converted(model: nn.Module) -> str:
+    """What the ACMs of ``model`` replace: ``"ffn"``, ``"attention"`` or ``"all"`` (``"none"``)."""
+    kinds = {m.shape.kind for m in acm_modules(model)}
+    return {frozenset({"ffn"}): "ffn", frozenset({"linear"}): "attention",
+            frozenset({"ffn", "linear"}): "all"}.get(frozenset(kinds), "none")
 
 
 def _activation_name(model: nn.Module) -> str:
@@ -241,26 +332,43 @@ def _activation_name(model: nn.Module) -> str:
 
 
 def acmize(model: nn.Module, learners: int, *, gate_hidden: int = GATE_HIDDEN, init: str = "slices",
-           seed: int = 0, gate: str = "linear3") -> nn.Module:
-    """Replace every FFN block of ``model`` (in place) with an :class:`ACM`; returns ``model``.
+           seed: int = 0, gate: str = "linear3", convert: str = "ffn") -> nn.Module:
+    """Replace every FFN block and/or attention projection of ``model`` (in place) with an
+    :class:`ACM`; returns ``model``.
 
     Args:
         learners: N >= 2.
-        init: ``"slices"`` (learners are the dense block's units, ranked and dealt out, see the
-            module docstring) or ``"random"`` (the paper's).
+        init: ``"slices"`` (learners are the dense block's units, ranked and dealt out, or the
+            projection's truncated SVD, see the module docstring) or ``"random"`` (the paper's).
         seed: the initialisation of learners (``random``) and gates.
         gate: ``"linear3"`` (the authors') or ``"mlp"``.
+        convert: ``"ffn"`` (the FFN blocks), ``"attention"`` (every layer's Q, K, V and
+            attention-output projections) or ``"all"`` (both, the authors' main run).
     """
     if not isinstance(learners, int) or learners < 2:
         raise SearchKDError(f"ACM needs at least 2 learners, got {learners!r}")
     if init not in ("slices", "random"):
         raise SearchKDError(f"unknown ACM init {init!r} (slices, random)")
+    if convert not in CONVERT:
+        raise SearchKDError(f"unknown ACM convert {convert!r} ({', '.join(CONVERT)})")
     layers = ffn_layers(model)
-    act = _activation_name(model)
+    sites = attention_linears(model) if convert in ("attention", "all") else [[] for _ in layers]
+    act = _activation_name(model) if convert in ("ffn", "all") else "identity"
     dropout = float(getattr(getattr(model, "config", None), "hidden_dropout_prob", 0.0))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for layer in layers:
+        for layer, projections in zip(layers, sites):
+            for parent, name in projections:  # Q, K, V, O before the FFN: the modules' execution order
+                lin = getattr(parent, name)
+                shape = ACMShape(hidden=lin.in_features, intermediate=lin.out_features, learners=learners,
+                                 width=linear_width(lin.in_features, lin.out_features, learners),
+                                 gate_hidden=gate_hidden, activation="identity", gate=gate, kind="linear", min_k=1)
+                acm = ACM(shape).to(lin.weight.device, lin.weight.dtype)
+                if init == "slices":
+                    _init_from_linear(acm, lin)
+                setattr(parent, name, acm.train(lin.training))
+            if convert == "attention":
+                continue
             inter, out = layer.intermediate.dense, layer.output.dense
             h, i = inter.in_features, inter.out_features
             if i < learners:
@@ -311,6 +419,27 @@ def _init_from_dense(acm: ACM, inter: nn.Linear, out: nn.Linear) -> None:
         acm.b2[0].copy_(out.bias)
 
 
+@torch.no_grad()
+def _init_from_linear(acm: ACM, lin: nn.Linear) -> None:
+    """Learner j = singular directions j·r … (j+1)·r − 1 of the projection's weight, √S on each
+    side; learner 1 carries the bias. Directions beyond the weight's rank leave w1 as drawn and
+    w2 zero: silent at the start, yet trainable."""
+    u, sv, vh = torch.linalg.svd(lin.weight.double(), full_matrices=False)  # W = U·diag(S)·Vh, d_out×d_in
+    root = sv.sqrt()
+    a = (vh.T * root).to(acm.w1.dtype)  # d_in × rank
+    b = (u * root).T.to(acm.w2.dtype)  # rank × d_out
+    w = acm.shape.width
+    for j in range(acm.learners):
+        lo, hi = min(j * w, len(sv)), min((j + 1) * w, len(sv))
+        acm.w1[j, :, :hi - lo].copy_(a[:, lo:hi])
+        acm.w2[j].zero_()
+        acm.w2[j, :hi - lo].copy_(b[lo:hi])
+        acm.b1[j].zero_()
+        acm.b2[j].zero_()
+    if lin.bias is not None:
+        acm.b2[0].copy_(lin.bias)
+
+
 # ---- FLOPs accounting -----------------------------------------------------------------------
 def all_learners(model: nn.Module) -> nn.Module:
     """A copy of a converted model whose every gate is forced to k = N (every learner on every token)."""
@@ -328,8 +457,9 @@ def reset_flops(model: nn.Module) -> None:
 
 
 def count_flops(model: nn.Module) -> dict[str, Any]:
-    """FLOPs per real token that the ACMs ran since :func:`reset_flops`, summed over layers,
-    and the dense FFNs' FLOPs per token for comparison."""
+    """FLOPs per real token that the ACMs ran since :func:`reset_flops`, summed over layers
+    and ACMs (FFN blocks and attention projections alike), and the FLOPs per token of the
+    dense blocks and projections they replace, for comparison."""
     acms = acm_modules(model)
     tokens = acms[0].tokens if acms else 0
     ran = sum(m.flops for m in acms) / max(tokens, 1)

@@ -1,4 +1,5 @@
-"""``searchkd acm``: convert a BERT-family model's FFN blocks into Adaptive Computation Modules
+"""``searchkd acm``: convert a BERT-family model's FFN blocks (``--convert ffn``, the default),
+its attention projections (``attention``) or both (``all``) into Adaptive Computation Modules
 (:mod:`searchkd.supernets.acm.model`) by the three distillation stages
 (:mod:`searchkd.supernets.acm.train`), one conversion per target budget, and measure each on
 held-out text against the dense model.
@@ -14,7 +15,8 @@ and gates, summed over layers) and that as a fraction of the dense FFNs; the dis
 states (real tokens) and of the mean-pooled sentence embeddings; the wall-time ratio ACM /
 dense (the whole encoder, same batches, best of 3); the distribution of k per layer; and the
 static baseline at the same compute: every FFN cut to the same fraction of its units (those of
-largest ‖w_in‖·‖w_out‖), without retraining.
+largest ‖w_in‖·‖w_out‖) and every converted attention projection replaced by its truncated SVD
+of the same fraction of its FLOPs, without retraining.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Sequence
 
 from searchkd.errors import SearchKDError
 
-__all__ = ["ACMRunConfig", "run_acm", "check_acm_config", "truncate_ffn", "run_batches"]
+__all__ = ["ACMRunConfig", "run_acm", "check_acm_config", "truncate_ffn", "truncate_converted", "run_batches"]
 
 
 CALIBRATION_TOLERANCE = 0.01  # a converted model within this much of its budget is left as stage 3 made it
@@ -52,6 +54,7 @@ class ACMRunConfig:
     calibrate: bool = True  # after stage 3, shift the gates onto the budget (acm_train.calibrate_budget)
     task: str | None = None  # a labelled task (acm_task): stage 3's loss and the accuracy measured
     task_steps: int = 200  # fine-tuning steps of the dense model and its classifier on the task
+    convert: str = "ffn"  # what becomes ACMs: "ffn", "attention" (Q/K/V/O projections) or "all"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,8 +63,12 @@ def check_acm_config(c: ACMRunConfig) -> None:
     from searchkd.data.text import TEXT_DATA_FORMS, is_text_data
     from searchkd.io import check_out_writable
 
+    from searchkd.supernets.acm.model import CONVERT
+
     if not isinstance(c.learners, int) or c.learners < 2:
         raise SearchKDError(f"--learners must be at least 2, got {c.learners!r}")
+    if c.convert not in CONVERT:
+        raise SearchKDError(f"--convert must be one of {', '.join(CONVERT)}, got {c.convert!r}")
     if not c.budgets:
         raise SearchKDError("--budgets needs at least one budget in (0, 1]")
     for b in c.budgets:
@@ -109,6 +116,38 @@ def truncate_ffn(model: Any, fraction: float) -> Any:
             if out.bias is not None:
                 b.bias.copy_(out.bias)
         layer.intermediate.dense, layer.output.dense = a, b
+    return small.eval()
+
+
+def truncate_converted(model: Any, fraction: float, convert: str) -> Any:
+    """The static cut of :func:`run_acm`'s baseline for what ``convert`` names: every FFN cut
+    by :func:`truncate_ffn`, every Q/K/V/O projection d_in → d_out replaced by its truncated SVD
+    of rank round(fraction · d_in·d_out / (d_in + d_out)) (at least 1: that fraction of its
+    FLOPs), kept dense at fraction 1."""
+    import torch
+    import torch.nn as nn
+
+    from searchkd.supernets.acm.model import attention_linears
+
+    small = truncate_ffn(model, fraction) if convert in ("ffn", "all") else copy.deepcopy(model).eval()
+    if convert == "ffn" or fraction >= 1:
+        return small
+    for layer in attention_linears(small):
+        for parent, name in layer:
+            lin = getattr(parent, name)
+            d_in, d_out = lin.in_features, lin.out_features
+            rank = max(1, min(d_in, d_out, round(fraction * d_in * d_out / (d_in + d_out))))
+            u, sv, vh = torch.linalg.svd(lin.weight.detach().double(), full_matrices=False)
+            a = nn.Linear(d_in, rank, bias=False)
+            b = nn.Linear(rank, d_out, bias=lin.bias is not None)
+            with torch.no_grad():
+                a.weight.copy_(vh[:rank] * sv[:rank, None])
+                b.weight.copy_(u[:, :rank])
+                if lin.bias is not None:
+                    b.bias.copy_(lin.bias)
+            low = nn.Sequential(a, b)
+            low.in_features, low.out_features = d_in, d_out  # read by models that call F.linear at other sizes
+            setattr(parent, name, low)
     return small.eval()
 
 
@@ -184,6 +223,8 @@ def _check_existing(out: Path, budgets: Sequence[float], base_id: str, made: dic
         load_acm(d, base_id=base_id)  # corrupt or another base model: one line, before any work
         saved = read_json(d / "acm.json")
         had = {k: saved.get(k) for k in made}
+        if isinstance(had.get("config"), dict):  # saved before --convert: FFN blocks
+            had["config"] = {"convert": "ffn", **had["config"]}
         diff = _differences(had, made)
         if diff:
             raise SearchKDError(f"{d} was converted with other settings ({'; '.join(diff[:4])}): rerun with those, "
@@ -211,10 +252,10 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     from searchkd.data.text import text_split
     from searchkd.teachers.text import text_teacher as _teacher
     from searchkd.io import write_json
-    from searchkd.supernets.acm.model import acmize, ffn_layers
+    from searchkd.supernets.acm.model import acmize, attention_linears, ffn_layers
     from searchkd.supernets.acm.io import load_acm, save_acm
     from searchkd.supernets.acm.stage3 import TaskRows
-    from searchkd.supernets.acm.train import (ACMConfig, cache_ffn, calibrate_budget, data_id, stage1, stage2, stage3,
+    from searchkd.supernets.acm.train import (ACMConfig, cache_modules, calibrate_budget, data_id, stage1, stage2, stage3,
                                               stage_meta)
     from searchkd.teachers import resolve_teacher
     from searchkd.teachers.text import teacher_dir
@@ -225,8 +266,10 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     teacher = _teacher(c.model, None, device)
     dense = teacher.model.eval()
     ffn_layers(dense)
+    if c.convert != "ffn":
+        attention_linears(dense)  # a model without BERT's projections: one line, before any work
     ac = ACMConfig(learners=c.learners, stage1_steps=c.stage1_steps, stage2_steps=c.stage2_steps,
-                   stage3_steps=c.stage3_steps, batch_size=c.batch_size, seed=c.seed)
+                   stage3_steps=c.stage3_steps, batch_size=c.batch_size, seed=c.seed, convert=c.convert)
     task = _tune_on_task(c, teacher, dense) if c.task is not None else None
     if task is not None:
         dense = task["dense"]
@@ -243,9 +286,9 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     _check_existing(out, c.budgets, base_id, made)
     ckpt = out / "stages"
 
-    model = acmize(copy.deepcopy(dense), c.learners, init=ac.init, seed=c.seed).eval()
+    model = acmize(copy.deepcopy(dense), c.learners, init=ac.init, seed=c.seed, convert=c.convert).eval()
     if not all(_model_dir(out, b).exists() for b in c.budgets):
-        cache = cache_ffn(dense, ids, mask, max_tokens=ac.cache_tokens, seed=c.seed)
+        cache = cache_modules(dense, ids, mask, max_tokens=ac.cache_tokens, seed=c.seed, convert=c.convert)
         stage1(model, cache, ac, meta=meta, ckpt=ckpt, progress=progress)
         stage2(model, cache, ac, meta=meta, ckpt=ckpt, progress=progress)
         del cache
@@ -282,7 +325,7 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
         row = {"budget": float(b), **_evaluate(trained, dense_out, held_batches, acm=True), "calibration": calibration,
                "bounded": bool((calibration or {}).get("bounded", False))}
         row["wall_time_ratio"] = _wall(trained, held_batches, acm=True) / dense_wall
-        static = truncate_ffn(dense, min(1.0, row["fraction"]))
+        static = truncate_converted(dense, min(1.0, row["fraction"]), c.convert)
         srow = _evaluate(static, dense_out, held_batches, acm=False)
         if task is not None:
             from searchkd.supernets.acm.task import accuracy

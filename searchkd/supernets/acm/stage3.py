@@ -10,8 +10,9 @@ Gumbel-softmax (straight-through), fine-tuned end to end per target budget b on
   Where none is given (declared departure), the MSE of the final hidden states against the
   dense model's over real tokens (:func:`hidden_loss`): agreement with the model converted,
   the only target a task-less encoder has.
-* **budget** (their L1 routing loss, ``budget_weight``): the mean over ACMs and real tokens of
-  k / N against b (learners cost the same, so this is their cost-weighted mean).
+* **budget** (their L1 routing loss, ``budget_weight``): the mean over real tokens of k / N,
+  averaged over the ACMs weighted by their learners' cost (theirs; FFN blocks alone cost the
+  same, attention projections less), against b.
 * **entropy** (``entropy_weight``, :func:`entropy_loss`): per sequence and ACM, the choices'
   histogram over the sequence's tokens, its entropy normalised by log(N + 1), negated and
   averaged: it rewards spreading a sequence's tokens over k.
@@ -55,11 +56,19 @@ def gate_tensor(model: nn.Module) -> torch.Tensor:
 
 
 def compute_fraction(model: nn.Module, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """From the last forward's gate choices: the mean fraction of learner compute (k / N) over
-    the real tokens and the ACMs, and the same per sequence (B), differentiable through the gates."""
+    """From the last forward's gate choices: the fraction of learner compute (k / N) over the
+    real tokens, averaged over the ACMs weighted by their learners' cost (the authors'
+    ``block_costs``-weighted sum over ``max_gating_cost``; a plain mean when every ACM costs the
+    same, as FFN blocks alone do), and the same per sequence (B), differentiable through the gates."""
     g = gate_tensor(model)
     n = g.shape[-1] - 1
-    frac = (g * torch.arange(n + 1, device=g.device, dtype=g.dtype) / n).sum(-1).mean(-1)  # B×T
+    per_acm = (g * torch.arange(n + 1, device=g.device, dtype=g.dtype) / n).sum(-1)  # B×T×ACMs
+    cost = [a.shape.learner_flops() * a.learners for a in acm_modules(model)]
+    if len(set(cost)) == 1:
+        frac = per_acm.mean(-1)  # B×T
+    else:  # attention projections cost less than an FFN block
+        w = torch.tensor(cost, device=g.device, dtype=g.dtype)
+        frac = (per_acm * (w / w.sum())).sum(-1)
     m = mask.to(frac.dtype)
     return (frac * m).sum() / m.sum().clamp_min(1), (frac * m).sum(1) / m.sum(1).clamp_min(1)
 

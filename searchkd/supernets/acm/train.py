@@ -2,9 +2,10 @@
 encoder converted by :func:`searchkd.supernets.acm.model.acmize`.
 
 1. **Module-wise representation distillation**: the dense model runs once over the training
-   text and every FFN block's input and output are cached, real tokens only; then every
-   block's learners learn, all blocks in one optimiser, to reproduce the dense output token by
-   token: the mean over k = 1…N of ‖Σ_{j≤k} learner_j(x) − ffn(x)‖² / mean(ffn(x)²), the k-th
+   text and every converted module's input and output are cached (each FFN block's, and with
+   ``convert`` ``attention``/``all`` each Q/K/V/O projection's, as the authors' hooks on every
+   replaced module), real tokens only; then every module's learners learn, all modules in one
+   optimiser, to reproduce the dense output token by token: the mean over k = 1…N of ‖Σ_{j≤k} learner_j(x) − ffn(x)‖² / mean(ffn(x)²), the k-th
    partial sum passing gradient only into learner k (the authors' detach mode).
 2. **Gate training from learner errors** (``gating_networks_train.py``): with e_k the error
    ‖Σ_{j≤k} learner_j(x) − ffn(x)‖ of k learners (e_0 = ‖ffn(x)‖), the authors' label: the
@@ -33,13 +34,13 @@ import torch
 import torch.nn as nn
 
 from searchkd.errors import SearchKDError
-from searchkd.supernets.acm.model import ACM, acm_modules, ffn_layers
+from searchkd.supernets.acm.model import ACM, CONVERT, acm_modules, acm_sites, attention_linears, ffn_layers
 # stage 3 and its losses live in stage3.py; re-exported here, beside stages 1 and 2
 from searchkd.supernets.acm.stage3 import compute_fraction, diversity_loss, entropy_loss, hidden_loss, stage3  # noqa: F401
 from searchkd.supernets.acm.steps import _params, _run, batch_rows, step_seed  # noqa: F401
 from searchkd.supernets.superlm import _fingerprint as data_id  # the same fingerprint of token rows
 
-__all__ = ["ACMConfig", "cache_ffn", "stage1", "stage1_loss", "stage2", "stage3", "stage_meta", "data_id",
+__all__ = ["ACMConfig", "cache_ffn", "cache_modules", "stage1", "stage1_loss", "stage2", "stage3", "stage_meta", "data_id",
            "gate_labels", "labels_from_errors", "compute_fraction", "hidden_loss", "calibrate_budget", "step_seed",
            "batch_rows", "diversity_loss", "entropy_loss", "CALIBRATION_BOUND"]
 
@@ -65,8 +66,11 @@ class ACMConfig:
     entropy_weight: float = 0.05
     seed: int = 0
     checkpoint_every: int = 50
+    convert: str = "ffn"  # what is converted (model.CONVERT): FFN blocks, attention projections or both
 
     def __post_init__(self) -> None:
+        if self.convert not in CONVERT:
+            raise SearchKDError(f"--convert must be one of {', '.join(CONVERT)}, got {self.convert!r}")
         if not isinstance(self.learners, int) or self.learners < 2:
             raise SearchKDError(f"ACM needs at least 2 learners (--learners), got {self.learners!r}")
         if min(self.stage1_steps, self.stage2_steps, self.stage3_steps) < 0 or min(self.token_batch, self.batch_size,
@@ -80,13 +84,13 @@ CALIBRATION_BOUND = 64.0  # |shift| of calibrate_budget's bisection
 # ---- stage 1/2 data -------------------------------------------------------------------------
 @torch.no_grad()
 def cache_ffn(dense: nn.Module, ids: torch.Tensor, mask: torch.Tensor, *, max_tokens: int, seed: int,
-              batch_size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
+              batch_size: int = 16, _on_batch: dict[str, Any] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per layer, (inputs, outputs) of the dense FFN block (``output.dense(act(intermediate(x)))``,
     before dropout and LayerNorm) on up to ``max_tokens`` real tokens of seeded-shuffled rows."""
     layers = ffn_layers(dense)
     rows = np.random.default_rng([seed, 13]).permutation(len(ids))
     store: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in layers]
-    current: dict[str, Any] = {}
+    current: dict[str, Any] = {} if _on_batch is None else _on_batch  # shared with cache_modules' hooks
 
     def hook(i: int) -> Callable[..., None]:
         def save(_m: Any, inputs: Any, output: torch.Tensor) -> None:
@@ -124,6 +128,76 @@ def cache_ffn(dense: nn.Module, ids: torch.Tensor, mask: torch.Tensor, *, max_to
     return [(torch.cat([a for a, _ in s])[:max_tokens], torch.cat([b for _, b in s])[:max_tokens]) for s in store]
 
 
+@torch.no_grad()
+def cache_modules(dense: nn.Module, ids: torch.Tensor, mask: torch.Tensor, *, max_tokens: int, seed: int,
+                  convert: str = "ffn", batch_size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(inputs, outputs) of every module ``convert`` names, in :func:`acm_sites` order (per
+    layer Q, K, V, O, then the FFN block), on the real tokens :func:`cache_ffn` sees; ``ffn``
+    is :func:`cache_ffn` itself. Q, K and V share one input tensor (they read the same states)."""
+    if convert == "ffn":
+        return cache_ffn(dense, ids, mask, max_tokens=max_tokens, seed=seed, batch_size=batch_size)
+    sites = [[getattr(p, n) for p, n in layer] for layer in attention_linears(dense)]
+    linears = [m for layer in sites for m in layer]
+    store: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in linears]
+    current: dict[str, Any] = {}
+
+    def hook(i: int) -> Callable[..., None]:
+        def save(_m: Any, inputs: Any, output: torch.Tensor) -> None:
+            x = inputs[0]
+            if current.get("x_src") is not x:  # Q, K and V read one tensor: keep one copy
+                current["x_src"], current["x"] = x, x[current["mask"]].float().cpu()
+            store[i].append((current["x"], output[current["mask"]].float().cpu()))
+
+        return save
+
+    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(linears)]
+    try:
+        ffn = cache_ffn(dense, ids, mask, max_tokens=max_tokens, seed=seed, batch_size=batch_size,
+                        _on_batch=current) if convert == "all" else None
+        if ffn is None:
+            _replay(dense, ids, mask, max_tokens=max_tokens, seed=seed, batch_size=batch_size, current=current)
+    finally:
+        for h in handles:
+            h.remove()
+    joined: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def cat(parts: list[torch.Tensor]) -> torch.Tensor:
+        key = tuple(id(t) for t in parts)
+        if key not in joined:
+            joined[key] = torch.cat(parts)[:max_tokens]
+        return joined[key]
+
+    pairs = [(cat([a for a, _ in st]), torch.cat([b for _, b in st])[:max_tokens]) for st in store]
+    out, per = [], len(sites[0])
+    for i in range(len(sites)):
+        out += pairs[i * per:(i + 1) * per]
+        if ffn is not None:
+            out.append(ffn[i])
+    return out
+
+
+@torch.no_grad()
+def _replay(dense: nn.Module, ids: torch.Tensor, mask: torch.Tensor, *, max_tokens: int, seed: int, batch_size: int,
+            current: dict[str, Any]) -> None:
+    """The dense model over the rows :func:`cache_ffn` reads, in its order, ``current["mask"]``
+    set to each batch's real tokens (for hooks that cache)."""
+    rows = np.random.default_rng([seed, 13]).permutation(len(ids))
+    device = next(dense.parameters()).device
+    was, seen = dense.training, 0
+    dense.eval()
+    try:
+        for s in range(0, len(rows), batch_size):
+            idx = torch.from_numpy(rows[s:s + batch_size])
+            b_ids, b_mask = ids[idx].to(device), mask[idx].to(device)
+            current["mask"] = b_mask.bool()
+            dense(input_ids=b_ids, attention_mask=b_mask)
+            seen += int(b_mask.sum())
+            if seen >= max_tokens:
+                break
+    finally:
+        dense.train(was)
+
+
 def stage1_loss(acms: list[ACM], pairs: list[tuple[torch.Tensor, torch.Tensor]], scales: list[float]) -> torch.Tensor:
     """Stage 1's loss on token batches ``pairs`` = (x, ffn(x)) per ACM: the mean over layers and
     over k = 1…N of the k-th partial sum's MSE / ``scale``, the k-th sum passing gradient only
@@ -135,10 +209,16 @@ def stage1_loss(acms: list[ACM], pairs: list[tuple[torch.Tensor, torch.Tensor]],
     return total / len(acms)
 
 
+def _acm_params(model: nn.Module, names: tuple[str, ...]) -> dict[str, nn.Parameter]:
+    """The parameters ``names`` (``w1`` … or ``gate.``) of every ACM, in ``named_parameters`` order."""
+    prefixes = tuple(f"{n}.{p}" for n, m in model.named_modules() if isinstance(m, ACM) for p in names)
+    return _params(model, lambda n: n.startswith(prefixes))
+
+
 def stage1(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], config: ACMConfig, *,
            meta: dict[str, Any], ckpt: Path | None = None, progress: bool | None = None) -> list[float]:
-    """Stage 1 on ``cache`` (:func:`cache_ffn`); trains the learners of every ACM at once."""
-    acms = acm_modules(model)
+    """Stage 1 on ``cache`` (:func:`cache_modules`); trains the learners of every ACM at once."""
+    acms = acm_sites(model)
     scale = [float(y.pow(2).mean().clamp_min(1e-12)) for _, y in cache]
     device = next(model.parameters()).device
 
@@ -146,8 +226,7 @@ def stage1(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], con
         idx = batch_rows(step, len(cache[0][0]), config.token_batch, config.seed, "stage1")
         return stage1_loss(acms, [(x[idx].to(device), y[idx].to(device)) for x, y in cache], scale)
 
-    learner = ("acm.w1", "acm.w2", "acm.b1", "acm.b2")
-    return _run("stage1", model, _params(model, lambda n: n.endswith(learner)), config.stage1_steps,
+    return _run("stage1", model, _acm_params(model, ("w1", "w2", "b1", "b2")), config.stage1_steps,
                 config.stage1_lr, loss, config=config, meta=meta, ckpt=ckpt, progress=progress)
 
 
@@ -167,13 +246,13 @@ def gate_labels(acm: ACM, x: torch.Tensor, y: torch.Tensor, factor: float) -> to
 
 def stage2(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], config: ACMConfig, *,
            meta: dict[str, Any], ckpt: Path | None = None, progress: bool | None = None) -> list[float]:
-    """Stage 2: every gate learns the labels of its block's learner errors on the cache."""
-    acms = acm_modules(model)
+    """Stage 2: every gate learns the labels of its module's learner errors on the cache."""
+    acms = acm_sites(model)
     device = next(model.parameters()).device
     labels = [gate_labels(a, x.to(device), y.to(device), config.label_factor).cpu() for a, (x, y) in zip(acms, cache)]
 
     def gate_loss(acm: ACM, x: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
-        sample = nn.functional.gumbel_softmax(acm.gate_logits(x).float(), tau=acm.tau, hard=True)
+        sample = acm.pad_choices(nn.functional.gumbel_softmax(acm.gate_logits(x).float(), tau=acm.tau, hard=True))
         return nn.functional.nll_loss((sample + 1e-20).log(), lab)
 
     def loss(step: int) -> torch.Tensor:
@@ -183,7 +262,7 @@ def stage2(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], con
             total = total + gate_loss(acm, x[idx].to(device), lab[idx].to(device))
         return total / len(acms)
 
-    return _run("stage2", model, _params(model, lambda n: ".acm.gate." in n), config.stage2_steps,
+    return _run("stage2", model, _acm_params(model, ("gate.",)), config.stage2_steps,
                 config.stage2_lr, loss, config=config, meta=meta, ckpt=ckpt, progress=progress)
 
 
@@ -212,7 +291,8 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
     b_ids, b_mask = ids[idx].to(device), mask[idx].to(device)
     heads = [a.gate[-1] for a in acms]
     bias0 = [h.bias.detach().clone() for h in heads]
-    ramps = [torch.arange(a.learners + 1, device=device, dtype=h.bias.dtype) / a.learners for a, h in zip(acms, heads)]
+    ramps = [torch.arange(a.shape.min_k, a.learners + 1, device=device, dtype=h.bias.dtype) / a.learners
+             for a, h in zip(acms, heads)]
     was_training = model.training
     model.eval()
 
@@ -253,4 +333,6 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
 def stage_meta(base_id: str, config: ACMConfig, data_id: str) -> dict[str, Any]:
     """What a stage checkpoint must match to be resumed."""
     settings = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
+    if settings["convert"] == "ffn":  # checkpoints from before --convert resume
+        del settings["convert"]
     return {"format": "searchkd-acm-stage/1", "base": base_id, "config": settings, "data": data_id}
