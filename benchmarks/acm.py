@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from searchkd.supernets.acm.run import _evaluate, _wall, truncate_ffn
+    from searchkd.supernets.acm.run import _evaluate, _wall, truncate_converted
     from searchkd.evaluate.text import _teacher, text_split
     from searchkd.io import read_json
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for r in run["rows"]:
         frac = min(1.0, r["fraction"])
-        static = truncate_ffn(dense, frac)
+        static = truncate_converted(dense, frac, c.get("convert", "ffn"))
         before = _evaluate(static, ref, batches, acm=False)
         losses = distil_static(static, dense, ids, mask, steps=steps, batch_size=run["acm"]["batch_size"],
                                seed=c["seed"])
@@ -133,7 +133,7 @@ def task_mode(args) -> int:
     import numpy as np
     import torch
 
-    from searchkd.supernets.acm.run import ACMRunConfig, _evaluate, _tune_on_task, truncate_ffn
+    from searchkd.supernets.acm.run import ACMRunConfig, _evaluate, _tune_on_task, truncate_converted
     from searchkd.evaluate.text import _teacher, text_split
     from searchkd.io import read_json
     from searchkd.supernets.acm.task import accuracy, finetune_classifier
@@ -154,7 +154,8 @@ def task_mode(args) -> int:
             ref = [dense(input_ids=i, attention_mask=m).last_hidden_state for i, m in batches]
         steps = a["stage1_steps"] + a["stage2_steps"] + a["stage3_steps"]
         for r in run["rows"]:
-            static, head = truncate_ffn(dense, min(1.0, r["fraction"])), copy.deepcopy(task["head"])
+            static = truncate_converted(dense, min(1.0, r["fraction"]), c.get("convert", "ffn"))
+            head = copy.deepcopy(task["head"])
             finetune_classifier(static, head, task["split"].train, steps=steps, batch_size=a["batch_size"],
                                 seed=c["seed"], name="stage3")
             agree = _evaluate(static, ref, batches, acm=False)
@@ -217,7 +218,9 @@ def merge(args) -> int:
 
 
 def wall_only(args, run: dict, dense, batches, held) -> int:
-    from searchkd.supernets.acm.run import run_batches, truncate_ffn
+    from searchkd.supernets.acm.run import run_batches, truncate_converted
+
+    c = run["config"]
     from searchkd.supernets.acm.model import all_learners
     from searchkd.supernets.acm.io import load_acm
 
@@ -228,7 +231,7 @@ def wall_only(args, run: dict, dense, batches, held) -> int:
     for r in run["rows"]:
         acm_model, _ = load_acm(r["model_dir"])
         full = all_learners(acm_model)
-        static = truncate_ffn(dense, min(1.0, r["fraction"]))
+        static = truncate_converted(dense, min(1.0, r["fraction"]), c.get("convert", "ffn"))
         best = {"dense": float("inf"), "acm": float("inf"), "acm_all_learners": float("inf"), "static": float("inf")}
         once(dense, False), once(acm_model, True)  # warm-up
         for _ in range(args.reps):  # interleaved: a slow moment of a shared machine hits all four

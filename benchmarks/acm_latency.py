@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from searchkd.supernets.acm.run import truncate_ffn
+    from searchkd.supernets.acm.run import truncate_converted
     from searchkd.evaluate.text import _teacher, text_split
     from searchkd.io import read_json
     from searchkd.supernets.acm.model import all_learners
@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         acm, _ = load_acm(r["model_dir"])
         full = all_learners(acm)
         models = {"dense": dense, "acm": acm, "acm_all_learners": full,
-                  "static_cut": truncate_ffn(dense, min(1.0, r["fraction"]))}
+                  "static_cut": truncate_converted(dense, min(1.0, r["fraction"]),
+                                                   run["config"].get("convert", "ffn"))}
         row = {"budget": r["budget"], "ffn_fraction": r["fraction"]}
         for size, batches in sizes.items():
             best = {k: float("inf") for k in models}

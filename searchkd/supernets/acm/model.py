@@ -303,9 +303,14 @@ def acm_modules(model: nn.Module) -> list[ACM]:
 def acm_sites(model: nn.Module) -> list[ACM]:
     """The ACMs of a converted model layer by layer, each layer's in a fixed order: its Q, K,
     V and attention-output projections (where converted), then its FFN block (where
-    converted); the order of :func:`searchkd.supernets.acm.train.cache_modules`' pairs."""
+    converted); the order of :func:`searchkd.supernets.acm.train.cache_modules`' pairs. A
+    module without BERT's layout (ACMs held by hand): :func:`acm_modules`' order."""
+    try:
+        layers = ffn_layers(model)
+    except SearchKDError:
+        return acm_modules(model)
     out: list[ACM] = []
-    for layer in ffn_layers(model):
+    for layer in layers:
         att = getattr(layer, "attention", None)
         for parent, name in ((getattr(att, "self", None), "query"), (getattr(att, "self", None), "key"),
                              (getattr(att, "self", None), "value"), (getattr(att, "output", None), "dense")):
