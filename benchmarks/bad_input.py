@@ -1,4 +1,4 @@
-"""The bad-input probes: every row of the README's bad-input table, run as a new user would.
+"""The bad-input probes: every row of the bad-input table (docs/cli.md), run as a new user would.
 
 Each probe runs the ``searchkd`` command line (or a few lines of Python, for the API's and the
 files' cases) in a fresh folder and is *clean* when it does what the table says: bad input is

@@ -18,7 +18,7 @@ images (never on the α half) and given to the search as ``--teacher-weights``.
 Resumable: every run searches into ``--runs DIR/METHOD-SEED`` and resumes from its checkpoint;
 a run already in the JSON with the same setup is skipped, so a killed benchmark continues.
 
-    python benchmarks/darts_nb201.py --threads 1 --out benchmarks/out/darts_nb201.json   # the README's table
+    python benchmarks/darts_nb201.py --threads 1 --out benchmarks/out/darts_nb201.json   # docs/benchmarks.md's table
     python benchmarks/darts_nb201.py --epochs 1 --seeds 0 --images 256 --teacher-images 512 --out /tmp/smoke.json
 
 The full protocol (NB201: 50 epochs, C=16, N=5, batch 64, all 25k + 25k images) is a GPU job:

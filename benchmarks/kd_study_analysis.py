@@ -77,6 +77,9 @@ def interaction(runs: dict[tuple[str, str], list[float]], students: list[str], t
     ms = {k: ss[k] / df[k] if df[k] else float("nan") for k in ss}
     out: dict[str, Any] = {"students": s_n, "teachers": teachers, "seeds": n, "ss": ss, "df": df}
     for k in ("student", "teacher", "interaction"):
+        if df["within"] == 0:  # one run a cell: no run noise to test against (not p = 0)
+            out[k] = {"F": None, "p": None}
+            continue
         f = ms[k] / ms["within"] if ms["within"] > 0 else float("inf")
         out[k] = {"F": f, "p": float(f_dist.sf(f, df[k], df["within"])) if math.isfinite(f) else 0.0}
     between = ss["student"] + ss["teacher"] + ss["interaction"]

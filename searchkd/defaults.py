@@ -9,7 +9,7 @@ __all__ = ["default_proxy", "default_data", "is_text_space"]
 def default_proxy(space: str, strategy: str) -> str:
     """The proxy a search uses when it names none: the strategy's, the space's, or ``kd``
     (on distillation ground truth it ranks students above size, and DisWOT far below both:
-    README "KD-aware ranking"; ``diswot`` stays one flag away)."""
+    docs/proxies.md; ``diswot`` stays one flag away)."""
     from searchkd.registry import STRATEGIES
 
     import searchkd.strategies  # noqa: F401  (registration)

@@ -60,6 +60,14 @@ def test_interaction_is_not_found_where_none_is_planted_and_found_where_it_is():
     assert some["best_per_teacher"] == {"big": students[-1], "small": students[0]}
 
 
+def test_interaction_is_untestable_not_significant_with_one_run_a_cell():
+    students, eff = _additive()
+    runs = {k: v[:1] for k, v in ana.runs_by(_planted(eff)).items()}
+    out = ana.interaction(runs, students, TEACHERS)
+    assert out["df"]["within"] == 0
+    assert out["interaction"]["p"] is None and out["student"]["F"] is None
+
+
 def test_interaction_sums_of_squares_add_up_to_the_total():
     students, eff = _additive(6)
     runs = ana.runs_by(_planted(eff, sigma=1.0))

@@ -178,9 +178,9 @@ def downstream_block(task_spec: str, *, archs: Sequence[str], lm: Any, teacher: 
     return block
 
 
-#: fine-tuning steps when ``distill --task`` gives none (a CPU default, see the README)
+#: fine-tuning steps when ``distill --task`` gives none (a CPU default, see docs/autodistil.md)
 DEFAULT_FINETUNE_STEPS = 300
-#: fine-tuning seeds (the spread the README reports is over these)
+#: fine-tuning seeds (the spread docs/benchmarks.md reports is over these)
 DEFAULT_SEEDS = (0, 1, 2)
 
 

@@ -7,6 +7,6 @@ SuperLM, text teachers and their data split).
 from __future__ import annotations
 
 from searchkd.devices import resolve_device
-from searchkd.evaluate.evaluator import EvalConfig, Evaluator, check_runs, combine_ranks
+from searchkd.evaluate.evaluator import EvalConfig, Evaluator, absolute_config, check_runs, combine_ranks, eval_config
 
-__all__ = ["EvalConfig", "Evaluator", "check_runs", "combine_ranks", "resolve_device"]
+__all__ = ["EvalConfig", "Evaluator", "absolute_config", "check_runs", "combine_ranks", "eval_config", "resolve_device"]

@@ -78,7 +78,7 @@ class DisWOTConfig:
 
 
 REFERENCE = DisWOTConfig(semantic_norm="reference")
-# Measured on 1,000 NB201 cells × 3 seeds (benchmarks/diswot_nb201.py, README table):
+# Measured on 1,000 NB201 cells × 3 seeds (benchmarks/diswot_nb201.py, docs/benchmarks.md):
 # * The reference divides the semantic term by K·C but the relation term by B², so the
 #   semantic term's spread is ~100× the relation term's and the sum ranks like the
 #   semantic term alone. As a true mean (÷K·C²) both terms are mean squared differences

@@ -13,7 +13,7 @@ d = −diswot ≥ 0 the student's DisWOT distance to the teacher (:mod:`searchkd
 Every term is scale-free: multiplying Z or d by a constant (a batch size, a normalisation)
 shifts every student's score equally and leaves the ranking unchanged.
 
-How the weights were chosen (``benchmarks/kd_ranking.py``, README "KD-aware ranking"):
+How the weights were chosen (``benchmarks/kd_ranking.py``, docs/proxies.md):
 
 * **Fitted on NAS-Bench-201** (accuracy trained alone, 500 cells): zico and DisWOT get large
   weights there (τ .69 vs size .58 on NB201), but on the 32 KD students that model ranks

@@ -25,7 +25,7 @@ Slicing: a net built at the largest shape runs any smaller :class:`BertShape`:
   nearest cut. ``"leading"``: the first ``heads × head_dim`` rows, re-split with the
   subnet's ``head_dim`` (head ``i`` = rows ``[i·head_dim, (i+1)·head_dim)``, which mixes the
   net's heads when ``head_dim`` differs); kept for the measurement that chose ``aligned``
-  (``benchmarks/bert_init.py``, README);
+  (``benchmarks/bert_init.py``, docs/benchmarks.md);
 * the first ``ffn`` units of the feed-forward block.
 
 :func:`extract` copies exactly those slices, so the extracted model computes what the

@@ -11,7 +11,7 @@ student use the same ``R`` with their own ``d_r``. Two losses, summed over Q-Q, 
 * ``"minilmv2"`` (the paper's): KL(teacher ‖ student) of the row-softmaxed relations over the
   non-padding keys, averaged over relation heads and non-padding query tokens of the batch. The
   default: with it the SuperLM ranks 8 Tiny subnets as their standalone distillation does at
-  Kendall τ .857, against .143 with the MSE below (``benchmarks/bert_fidelity.py``, README).
+  Kendall τ .857, against .143 with the MSE below (``benchmarks/bert_fidelity.py``, docs/benchmarks.md).
 * ``"autodistil"`` (their released code, ``run_wiki_plus_book_NoAssist_RndSampl.py``): the
   mean squared error of the scaled relation scores themselves, no softmax. Their additive
   −10000 mask cancels in the difference, so they average over all T×T pairs; here the

@@ -45,7 +45,7 @@ def test_an_out_that_cannot_be_written_is_one_line_before_any_work(tmp_path, cap
         # root ignores the mode bits: make the write probe in RO fail as it does for any other user
         import builtins
 
-        from searchkd.orchestrate import checks
+        import searchkd.io as checks  # where check_out_writable lives
 
         def deny(path, *a, **k):
             if str(path).startswith(str(ro)):

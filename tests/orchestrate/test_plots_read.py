@@ -20,7 +20,10 @@ def figures(monkeypatch) -> list:
         made.append(real(**kw))
         return made[-1]
 
-    monkeypatch.setattr(plots, "agg_figure", keep)
+    import searchkd.io
+
+    monkeypatch.setattr(plots, "agg_figure", keep)  # plots.py holds its own reference
+    monkeypatch.setattr(searchkd.io, "agg_figure", keep)  # every other plot imports it when it draws
     return made
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from searchkd.cli import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _readme_command(name: str) -> list[str]:

@@ -97,7 +97,7 @@ def test_a_run_whose_loss_turns_non_finite_stops_in_one_line(tmp_path, capsys):
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "strategies"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "strategies"))
     from _darts_tiny import TINY
 
     import searchkd

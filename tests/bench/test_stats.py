@@ -14,7 +14,7 @@ import pytest
 from searchkd.bench import rank_stats, rank_worst, read_ground_truth
 from searchkd.distill.report import rank_correlations
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 INF, NAN = math.inf, math.nan
 
