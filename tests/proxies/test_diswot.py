@@ -173,7 +173,7 @@ def test_students_share_no_weights_with_the_teacher():
     """A cell that differs from the teacher only in a parameter-free op has the same parameter
     shapes in the same order: with a shared seed every tensor would be equal."""
     from searchkd.evaluate import EvalConfig, Evaluator
-    from searchkd.teachers import TEACHERS
+    from searchkd.registry import TEACHERS
 
     t_arch = TEACHERS.get("nb201-best").arch
     s_arch = t_arch.replace("skip_connect~0", "none~0")
