@@ -88,7 +88,6 @@ def cache_ffn(dense: nn.Module, ids: torch.Tensor, mask: torch.Tensor, *, max_to
     """Per layer, (inputs, outputs) of the dense FFN block (``output.dense(act(intermediate(x)))``,
     before dropout and LayerNorm) on up to ``max_tokens`` real tokens of seeded-shuffled rows."""
     layers = ffn_layers(dense)
-    rows = np.random.default_rng([seed, 13]).permutation(len(ids))
     store: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in layers]
     current: dict[str, Any] = {} if _on_batch is None else _on_batch  # shared with cache_modules' hooks
 
@@ -107,24 +106,13 @@ def cache_ffn(dense: nn.Module, ids: torch.Tensor, mask: torch.Tensor, *, max_to
     for i, layer in enumerate(layers):
         handles.append(layer.intermediate.dense.register_forward_pre_hook(grab))
         handles.append(layer.output.dense.register_forward_hook(hook(i)))
-    device = next(dense.parameters()).device
-    was, seen = dense.training, 0
-    dense.eval()
     try:
-        for s in range(0, len(rows), batch_size):
-            idx = torch.from_numpy(rows[s:s + batch_size])
-            b_ids, b_mask = ids[idx].to(device), mask[idx].to(device)
-            current["mask"] = b_mask.bool()
-            dense(input_ids=b_ids, attention_mask=b_mask)
-            seen += int(b_mask.sum())
-            if seen >= max_tokens:
-                break
+        _replay(dense, ids, mask, max_tokens=max_tokens, seed=seed, batch_size=batch_size, current=current)
     finally:
         for h in handles:
             h.remove()
         for layer in layers:
             layer.intermediate.dense.__dict__.pop("last_input", None)
-        dense.train(was)
     return [(torch.cat([a for a, _ in s])[:max_tokens], torch.cat([b for _, b in s])[:max_tokens]) for s in store]
 
 
