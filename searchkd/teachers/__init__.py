@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from searchkd.registry import TEACHERS  # the registered names, as before the move
 from searchkd.teachers.base import HFTeacherSpec, TeacherSpec, check_hf_dir, load_weights, resolve_teacher
 
-__all__ = ["TeacherSpec", "HFTeacherSpec", "resolve_teacher", "build_teacher", "load_weights", "check_hf_dir"]
+__all__ = ["TEACHERS", "TeacherSpec", "HFTeacherSpec", "resolve_teacher", "build_teacher", "load_weights", "check_hf_dir"]
 
 
 def build_teacher(spec: str | TeacherSpec | None, space: str | None = None, num_classes: int = 10,
