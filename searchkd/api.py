@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from searchkd.defaults import default_data, default_proxy
@@ -248,15 +249,13 @@ def _with_truth(result: Any, truth: Any, path: str | None, column: str, out: str
     if result.best.arch in truth.index:
         result.ground_truth["index"] = truth.index[result.best.arch]
     if out is not None:
-        import pathlib
-
-        result.to_json(pathlib.Path(out) / "result.json")
+        result.to_json(Path(out) / "result.json")
     return result
 
 
-def correlation(space: str, proxies: list[str], ground_truth: str | Any, column: str, *, sample: int | None = None,
+def correlation(space: str, proxies: list[str], ground_truth: str | Path, column: str, *, sample: int | None = None,
                 data: str = "embedded", batch_size: int = 64, teacher: str | None = None, seed: int = 0,
-                device: str | None = None, combine: str | None = None, out: str | Any | None = None,
+                device: str | None = None, combine: str | None = None, out: str | Path | None = None,
                 progress: bool | None = None, dataset: str | None = None) -> dict[str, Any]:
     """``searchkd bench correlation``: how well proxies rank architectures against ground truth.
 
@@ -267,7 +266,6 @@ def correlation(space: str, proxies: list[str], ground_truth: str | Any, column:
     and the per-arch scores (``.scores.csv``, with the ground truth and the official
     ``index`` where the source has one) beside it when ``out`` is given.
     """
-    import pathlib
     import time
 
     import numpy as np
@@ -307,8 +305,8 @@ def correlation(space: str, proxies: list[str], ground_truth: str | Any, column:
     if out is not None:
         write_json(out, result)
         index = ({"index": gt.index.get(r["arch"], "")} if gt.index else {} for r in rows)
-        write_rows(pathlib.Path(out).with_suffix(".scores.csv"), [{**ix, **r, column: t} for ix, r, t in zip(index, rows, truth)])
-        plot_correlation(pathlib.Path(out).with_suffix(".png"), rows, truth, cols, column)
+        write_rows(Path(out).with_suffix(".scores.csv"), [{**ix, **r, column: t} for ix, r, t in zip(index, rows, truth)])
+        plot_correlation(Path(out).with_suffix(".png"), rows, truth, cols, column)
     return result
 
 
