@@ -148,7 +148,7 @@ def _build(arch: str, seed: int) -> Any:
 
 
 def teacher_arch(name: str) -> str:
-    from searchkd.registry import TEACHERS as REG
+    from searchkd.teachers import TEACHERS as REG
 
     return REG.get(name).arch
 
