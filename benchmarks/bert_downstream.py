@@ -34,7 +34,7 @@ from bert_recipe import other_topics_text  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--stage", choices=["students", "teacher", "merge"], required=True,
+    p.add_argument("--stage", choices=["students", "teacher", "fidelity", "merge"], required=True,
                    help="merge: copy the teacher rows of --teacher-report (a --stage teacher run written elsewhere, "
                    "run beside --stage students) into --out")
     p.add_argument("--teacher-report")
@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-params", type=float, default=6.0)
     p.add_argument("--finetune-steps", type=int, default=60)
+    p.add_argument("--finetune-lr", type=float, default=None, help="default: distill --task's")
+    p.add_argument("--fidelity-subnets", type=int, default=8)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--out", default="runs/bert_downstream.json")
     args = p.parse_args(argv)
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from searchkd import api
-    from searchkd.distill.downstream import downstream_block
+    from searchkd.distill.downstream import DEFAULT_FINETUNE_LR, downstream_block
     from searchkd.distill.text import TeacherAgreement, fit_rows
     from searchkd.evaluate.text import _qkv, _teacher, text_split
     from searchkd.io import read_json, write_json
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     train, _ = text_split(data, teacher, 0)
     seeds = [int(s) for s in args.seeds.split(",")]
     kw = dict(lm=lm, teacher=teacher, space=lm.space, superlm_rows=train.sentences, split_seed=0,
-              steps=args.finetune_steps, seeds=seeds, device="cpu")
+              steps=args.finetune_steps, seeds=seeds, device="cpu",
+              **({} if args.finetune_lr is None else {"lr": args.finetune_lr}))
     if args.stage == "students":
         meta = read_json(run_dir / "supernet" / "config.json")
         report["search"] = {"result": str(run_dir / "result.json"), "seconds": res.seconds if hasattr(res, "seconds") else None,
@@ -110,6 +113,32 @@ def main(argv: list[str] | None = None) -> int:
                 "student": agree(lm.extract(a)),
                 "truncated-teacher": agree(cut_net(lm.net.config, t_state, t_shape, shape=lm.space.arch(a).shape()))}
         write_json(out, report)
+    elif args.stage == "fidelity":
+        # benchmark 2: the SuperLM's score of 8 subnets at evenly spaced sizes against the task
+        # accuracy of each, extracted and fine-tuned standalone the same way as benchmark 1
+        from bert_recipe import quantile_archs
+        from searchkd.bench.stats import rank_stats
+
+        score = {t["arch"]: t["scores"]["superlm"] for t in trials}
+        archs = quantile_archs(lm.space, args.fidelity_subnets)
+        done = {r["arch"]: r for r in report.get("fidelity", {}).get("rows", [])}
+        rows = []
+        for a in archs:
+            if a not in done:
+                block = downstream_block("pydoc-topics", archs=[a], with_teacher=False, controls=False, **kw)
+                done[a] = {**block["rows"][0], "superlm_score": score[a]}
+            rows.append(done[a])
+            report["fidelity"] = {"rows": rows, "steps": args.finetune_steps, "seeds": seeds,
+                                  "lr": kw.get("lr", DEFAULT_FINETUNE_LR)}
+            write_json(out, report)
+        acc = [r["accuracy_mean"] for r in rows]
+        report["fidelity"]["superlm_vs_accuracy"] = rank_stats([r["superlm_score"] for r in rows], acc, p_values=True)
+        report["fidelity"]["params_vs_accuracy"] = rank_stats([r["params"] for r in rows], acc, p_values=True)
+        for r in rows:
+            print(f"{r['arch']:<20} {r['params']:6.2f} M  superlm {r['superlm_score']:.3f}  "
+                  f"acc {r['accuracy_mean']:.3f} ± {r['accuracy_sd']:.3f}")
+        print("superlm τ", report["fidelity"]["superlm_vs_accuracy"]["kendall"],
+              "params τ", report["fidelity"]["params_vs_accuracy"]["kendall"])
     else:
         block = downstream_block("pydoc-topics", archs=[], with_teacher=True, **kw)
         report.setdefault("downstream", {}).setdefault("rows", [])

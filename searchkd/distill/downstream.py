@@ -34,9 +34,17 @@ import numpy as np
 
 from searchkd.errors import SearchKDError
 
-__all__ = ["finetune_accuracy", "downstream_block", "run_downstream", "ROLES", "DEFAULT_FINETUNE_STEPS"]
+__all__ = ["finetune_accuracy", "downstream_block", "run_downstream", "ROLES", "DEFAULT_FINETUNE_STEPS",
+           "DEFAULT_FINETUNE_LR"]
 
 ROLES = ("student", "random", "truncated-teacher", "teacher")
+#: fine-tuning steps when ``distill --task`` gives none (a CPU default, see docs/autodistil.md)
+DEFAULT_FINETUNE_STEPS = 300
+#: fine-tuning learning rate (chosen on a validation split of the task's training part:
+#: ``benchmarks/bert_finetune_recipe.py``)
+DEFAULT_FINETUNE_LR = 1e-4
+#: fine-tuning seeds (the spread docs/benchmarks.md reports is over these)
+DEFAULT_SEEDS = (0, 1, 2)
 
 
 def _hidden(model: Any) -> Callable[[Any, Any], Any]:
@@ -46,7 +54,7 @@ def _hidden(model: Any) -> Callable[[Any, Any], Any]:
 
 
 def finetune_accuracy(encoder: Any, width: int, train: tuple[Any, Any, Any], test: tuple[Any, Any, Any], *,
-                      classes: int, steps: int, batch_size: int = 32, lr: float = 1e-4, seed: int = 0,
+                      classes: int, steps: int, batch_size: int = 32, lr: float = DEFAULT_FINETUNE_LR, seed: int = 0,
                       device: Any = "cpu") -> float:
     """Fine-tune a copy of ``encoder`` (a BertNet or a transformers encoder of ``width``
     hidden units) with a mean-pooling classifier for ``steps`` on ``train`` = (ids, mask,
@@ -107,11 +115,12 @@ def _seen(texts: Sequence[str], rows: Sequence[str]) -> np.ndarray:
 
 def downstream_block(task_spec: str, *, archs: Sequence[str], lm: Any, teacher: Any, space: Any,
                      superlm_rows: Sequence[str], split_seed: int, steps: int, seeds: Sequence[int],
-                     device: Any, max_length: int = 64, batch_size: int = 32, lr: float = 1e-4, test: float = 0.3,
-                     on_row: Callable[[dict[str, Any]], None] | None = None, with_teacher: bool = True) -> dict[str, Any]:
-    """Fine-tune each of ``archs`` (sliced from the SuperLM ``lm``) and its controls on the
-    task over ``seeds``; the ``downstream`` block of ``verify.json`` (one row per model:
-    accuracy mean, sd over the seeds, and each seed's)."""
+                     device: Any, max_length: int = 64, batch_size: int = 32, lr: float = DEFAULT_FINETUNE_LR, test: float = 0.3,
+                     on_row: Callable[[dict[str, Any]], None] | None = None, with_teacher: bool = True,
+                     controls: bool = True) -> dict[str, Any]:
+    """Fine-tune each of ``archs`` (sliced from the SuperLM ``lm``) and, with ``controls``, its
+    random-init and truncated-teacher controls on the task over ``seeds``; the ``downstream``
+    block of ``verify.json`` (one row per model: accuracy mean, sd over the seeds, and each seed's)."""
     import torch
 
     from searchkd.data.text_tasks import load_task
@@ -158,6 +167,8 @@ def downstream_block(task_spec: str, *, archs: Sequence[str], lm: Any, teacher: 
         cfg = lm.net.config
         params = sum(p.numel() for p in lm.extract(arch).parameters()) / 1e6
         run("student", arch, lambda s: lm.extract(arch).cpu(), a.hidden, params)
+        if not controls:
+            continue
 
         def random_net(s: int, a: Any = a) -> Any:
             with torch.random.fork_rng(devices=[]):
@@ -177,11 +188,6 @@ def downstream_block(task_spec: str, *, archs: Sequence[str], lm: Any, teacher: 
         run("teacher", None, lambda s: base, int(base.config.hidden_size), t_params)
     return block
 
-
-#: fine-tuning steps when ``distill --task`` gives none (a CPU default, see docs/autodistil.md)
-DEFAULT_FINETUNE_STEPS = 300
-#: fine-tuning seeds (the spread docs/benchmarks.md reports is over these)
-DEFAULT_SEEDS = (0, 1, 2)
 
 
 def run_downstream(result: Any, *, task: str, top: int = 1, finetune_steps: int | None = None,

@@ -62,6 +62,13 @@ def test_downstream_block_end_to_end(tmp_path, capsys):
     enc = [(*x.encode(teacher.tokenizer, 64), torch.from_numpy(x.labels)) for x in (tr, te)]
     acc = finetune_accuracy(lm.extract(best), lm.space.arch(best).hidden, *enc, classes=2, steps=6, seed=1)
     assert acc == d["rows"][0]["accuracies"][1]
+    # controls=False, with_teacher=False: the student alone (benchmark 2's subnets), same accuracy
+    from searchkd.distill.downstream import downstream_block
+
+    only = downstream_block(f"csv:{f}", archs=[best], lm=lm, teacher=teacher, space=lm.space,
+                            superlm_rows=train_rows.sentences, split_seed=0, steps=6, seeds=(1,), device="cpu",
+                            with_teacher=False, controls=False)
+    assert [r["role"] for r in only["rows"]] == ["student"] and only["rows"][0]["accuracies"] == [acc]
 
     assert main(["distill", "--result", str(out / "result.json"), "--task", f"csv:{f}", "--finetune-steps", "2",
                  "--top", "1", "--device", "cpu", "--quiet"]) == 0
