@@ -115,8 +115,8 @@ def _seen(texts: Sequence[str], rows: Sequence[str]) -> np.ndarray:
 
 def downstream_block(task_spec: str, *, archs: Sequence[str], lm: Any, teacher: Any, space: Any,
                      superlm_rows: Sequence[str], split_seed: int, steps: int, seeds: Sequence[int],
-                     device: Any, max_length: int = 64, batch_size: int = 32, lr: float = DEFAULT_FINETUNE_LR, test: float = 0.3,
-                     on_row: Callable[[dict[str, Any]], None] | None = None, with_teacher: bool = True,
+                     device: Any, max_length: int = 64, batch_size: int = 32, lr: float = DEFAULT_FINETUNE_LR,
+                     test: float = 0.3, on_row: Callable[[dict[str, Any]], None] | None = None, with_teacher: bool = True,
                      controls: bool = True) -> dict[str, Any]:
     """Fine-tune each of ``archs`` (sliced from the SuperLM ``lm``) and, with ``controls``, its
     random-init and truncated-teacher controls on the task over ``seeds``; the ``downstream``
