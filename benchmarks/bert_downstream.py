@@ -79,24 +79,27 @@ def main(argv: list[str] | None = None) -> int:
     report = read_json(out) if out.is_file() else {}
     report.setdefault("commands", []).append("python benchmarks/bert_downstream.py " + " ".join(argv or sys.argv[1:]))
     run_dir = work / "search"
-    t1 = time.perf_counter()
-    res = api.search(space="bert-tiny", strategy="autodistil", teacher="minilm-l6", data=data, budget=256,
-                     supernet_steps=args.supernet_steps, supernet_lr=args.supernet_lr, batch_size=args.batch_size,
-                     device="cpu", out=str(run_dir), resume=(run_dir / "config.json").is_file(), progress=False)
-    if args.stage == "search":  # the search alone (benchmark 4's wall time), before any fine-tuning
-        report["search_only"] = {"wall_seconds": time.perf_counter() - t1, "result": str(run_dir / "result.json")}
-        write_json(out, report)
-        print(f"search: {time.perf_counter() - t1:.0f} s; wrote {out}")
-        return 0
-    trials = [json.loads(x) for x in (run_dir / "trials.jsonl").read_text().splitlines()]
-    ranked = sorted(trials, key=lambda t: -t["scores"]["superlm"])
-    best = ranked[0]["arch"]
-    small = next(t["arch"] for t in ranked if t["params"] <= args.max_params)
     teacher = _teacher("minilm-l6", None, "cpu")
-    lm = SuperLM.load(run_dir / "supernet", _qkv(teacher), teacher=teacher.info.id, device="cpu")
     train, _ = text_split(data, teacher, 0)
+    t1 = time.perf_counter()
+    if args.stage == "teacher":  # needs no SuperLM: runs beside the search
+        res, trials, lm = None, [], None
+    else:
+        res = api.search(space="bert-tiny", strategy="autodistil", teacher="minilm-l6", data=data, budget=256,
+                         supernet_steps=args.supernet_steps, supernet_lr=args.supernet_lr, batch_size=args.batch_size,
+                         device="cpu", out=str(run_dir), resume=(run_dir / "config.json").is_file(), progress=False)
+        if args.stage == "search":  # the search alone (benchmark 4's wall time), before any fine-tuning
+            report["search_only"] = {"wall_seconds": time.perf_counter() - t1, "result": str(run_dir / "result.json")}
+            write_json(out, report)
+            print(f"search: {time.perf_counter() - t1:.0f} s; wrote {out}")
+            return 0
+        trials = [json.loads(x) for x in (run_dir / "trials.jsonl").read_text().splitlines()]
+        ranked = sorted(trials, key=lambda t: -t["scores"]["superlm"])
+        best = ranked[0]["arch"]
+        small = next(t["arch"] for t in ranked if t["params"] <= args.max_params)
+        lm = SuperLM.load(run_dir / "supernet", _qkv(teacher), teacher=teacher.info.id, device="cpu")
     seeds = [int(s) for s in args.seeds.split(",")]
-    kw = dict(lm=lm, teacher=teacher, space=lm.space, superlm_rows=train.sentences, split_seed=0,
+    kw = dict(lm=lm, teacher=teacher, space=getattr(lm, "space", None), superlm_rows=train.sentences, split_seed=0,
               steps=args.finetune_steps, seeds=seeds, device="cpu",
               **({} if args.finetune_lr is None else {"lr": args.finetune_lr}))
     if args.stage == "students":

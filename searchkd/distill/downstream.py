@@ -42,7 +42,7 @@ ROLES = ("student", "random", "truncated-teacher", "teacher")
 DEFAULT_FINETUNE_STEPS = 300
 #: fine-tuning learning rate (chosen on a validation split of the task's training part:
 #: ``benchmarks/bert_finetune_recipe.py``)
-DEFAULT_FINETUNE_LR = 1e-4
+DEFAULT_FINETUNE_LR = 1e-3
 #: fine-tuning seeds (the spread docs/benchmarks.md reports is over these)
 DEFAULT_SEEDS = (0, 1, 2)
 
