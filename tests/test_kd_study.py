@@ -182,3 +182,15 @@ def test_seeds_available_falls_back_to_what_is_complete():
     students, eff = _additive(4)
     rows = [r for r in _planted(eff) if r["seed"] < 2]
     assert ana.seeds_available(rows, TEACHERS) == 2
+
+
+def test_teacher_names_resolve_in_a_fresh_interpreter():
+    """The study's workers import nothing else first: the teacher registry must be filled by
+    the import kd_study makes (an import of ``searchkd.registry`` alone left it empty)."""
+    import subprocess
+
+    code = "from benchmarks.kd_study import teacher_arch; print(teacher_arch('resnet56'), teacher_arch('resnet20'))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert out.returncode == 0, out.stderr[-400:]
+    assert out.stdout.split() == ["9-9-9", "3-3-3"]
