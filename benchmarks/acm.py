@@ -154,7 +154,10 @@ def task_mode(args) -> int:
             ref = [dense(input_ids=i, attention_mask=m).last_hidden_state for i, m in batches]
         steps = a["stage1_steps"] + a["stage2_steps"] + a["stage3_steps"]
         for r in run["rows"]:
-            static = truncate_converted(dense, min(1.0, r["fraction"]), c.get("convert", "ffn"))
+            # the static cut spends what the ACM spent on the task's test sentences (runs made
+            # before acm.json kept task_fraction: on the held-out text, 0.02 apart at 0.5)
+            frac = r.get("task_fraction", r["fraction"])
+            static = truncate_converted(dense, min(1.0, frac), c.get("convert", "ffn"))
             head = copy.deepcopy(task["head"])
             finetune_classifier(static, head, task["split"].train, steps=steps, batch_size=a["batch_size"],
                                 seed=c["seed"], name="stage3")
@@ -166,9 +169,9 @@ def task_mode(args) -> int:
             d["static_accuracy"].append(accuracy(static, head, task["split"].test))
             d["acm_cosine"].append(r["embedding_cosine"])
             d["static_cosine"].append(agree["embedding_cosine"])
-            d["fraction"].append(r["fraction"])
+            d["fraction"].append(frac)
             d["max_k_share"].append([float(h.max() / h.sum()) for h in k])
-            print(f"{run_dir} b={r['budget']:g} frac {r['fraction']:.3f}: ACM acc {d['acm_accuracy'][-1]:.3f} cos "
+            print(f"{run_dir} b={r['budget']:g} frac {frac:.3f}: ACM acc {d['acm_accuracy'][-1]:.3f} cos "
                   f"{d['acm_cosine'][-1]:.4f} | static cut +{steps} steps acc {d['static_accuracy'][-1]:.3f} cos "
                   f"{d['static_cosine'][-1]:.4f} | largest share at one k {max(d['max_k_share'][-1]):.3f}", flush=True)
     write_json(Path(args.out), {"runs": args.runs.split(","), "static_steps": "stage1 + stage2 + stage3 steps of each run",

@@ -55,6 +55,12 @@ def setup(tmp_path_factory):
     return root, teacher, prose
 
 
+def model_tokenizer(path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))
+
+
 def test_acm_task_writes_accuracies_and_a_reloadable_head(setup, capsys):
     root, teacher, prose = setup
     out = root / "run"
@@ -67,6 +73,18 @@ def test_acm_task_writes_accuracies_and_a_reloadable_head(setup, capsys):
     row = res["rows"][0]
     assert 0 <= row["task_accuracy"] <= 1 and 0 <= row["static"]["task_accuracy"] <= 1
     assert (out / "model-b0.5" / "task_head.safetensors").is_file()
+    # the compute the task accuracy was measured at: the reloaded model over the task's test rows
+    from searchkd.supernets.acm.io import load_acm
+    from searchkd.supernets.acm.model import count_flops, reset_flops
+    from searchkd.supernets.acm.task import accuracy, load_task_split
+
+    model, _ = load_acm(out / "model-b0.5", base_id=f"hf:{teacher}", device="cpu")
+    split = load_task_split(f"csv:{root / 'task.csv'}", model_tokenizer(out / "model-b0.5"), 0)
+    head = new_head(model.config.hidden_size, 2, 0)
+    reset_flops(model)
+    accuracy(model, head, split.test)
+    assert row["task_fraction"] == pytest.approx(count_flops(model)["fraction"], rel=1e-9)
+    assert row["static"]["task_fraction"] == pytest.approx(min(1.0, row["task_fraction"]))
     assert "task csv:" in capsys.readouterr().out
     assert main(argv) == 0  # the rerun reuses the model and its head: the same accuracy
     assert json.loads((out / "acm.json").read_text())["rows"][0]["task_accuracy"] == row["task_accuracy"]

@@ -327,11 +327,16 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
         row["wall_time_ratio"] = _wall(trained, held_batches, acm=True) / dense_wall
         static = truncate_converted(dense, min(1.0, row["fraction"]), c.convert)
         srow = _evaluate(static, dense_out, held_batches, acm=False)
-        if task is not None:
+        if task is not None:  # the compute on the task's own test sentences sizes the static cut it is judged against
+            from searchkd.supernets.acm.model import count_flops, reset_flops
             from searchkd.supernets.acm.task import accuracy
 
+            reset_flops(trained)
             row["task_accuracy"] = accuracy(trained, head, task["split"].test)
-            srow["task_accuracy"] = accuracy(static, task["head"], task["split"].test)
+            row["task_fraction"] = count_flops(trained)["fraction"]
+            srow["task_fraction"] = min(1.0, row["task_fraction"])
+            srow["task_accuracy"] = accuracy(truncate_converted(dense, srow["task_fraction"], c.convert), task["head"],
+                                             task["split"].test)
         row["static"] = {"fraction": min(1.0, row["fraction"]), **srow}
         row["model_dir"] = str(target)
         rows.append(row)
