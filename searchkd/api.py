@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from searchkd.defaults import default_data, default_proxy
+from searchkd.defaults import default_batch_size, default_data, default_proxy
 from searchkd.errors import SearchKDError
 
 __all__ = ["get_space", "list_spaces", "list_proxies", "list_strategies", "list_teachers", "describe"]
@@ -219,6 +219,8 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
         proxy = default_proxy(space, strategy)
     if options.get("data") is None:  # the space's kind of default data
         options["data"] = default_data(space, strategy)
+    if options.get("batch_size") is None:  # 64 images, or a SuperLM's 16 rows
+        options["batch_size"] = default_batch_size(space)
     if out is None and "superlm" in str(proxy).split(","):
         raise SearchKDError(f"a search with the superlm proxy needs out= (its SuperLM and the exported student are "
                             f"written there)")

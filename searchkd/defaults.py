@@ -3,7 +3,7 @@ the sweep and the CLI apply the same defaults as :func:`searchkd.api.search` wit
 
 from __future__ import annotations
 
-__all__ = ["default_proxy", "default_data", "is_text_space"]
+__all__ = ["default_proxy", "default_data", "default_batch_size", "is_text_space"]
 
 
 def default_proxy(space: str, strategy: str) -> str:
@@ -28,6 +28,13 @@ def default_data(space: str, strategy: str | None = None) -> str:
 
         return default_search_data()
     return "embedded-text" if is_text_space(space) else "embedded"
+
+
+def default_batch_size(space: str) -> int:
+    """``--batch-size`` when none is named: 64 images a proxy batch; for ``bert-*`` spaces 16,
+    the SuperLM's training batch (300 sandwich steps of 16 rows took 36 minutes of a loaded
+    2-core CPU, ``docs/benchmarks.md``; of 64 rows each step costs about 4× that)."""
+    return 16 if is_text_space(space) else 64
 
 
 def is_text_space(space: str) -> bool:

@@ -66,7 +66,8 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--init", dest="supernet_init", metavar="teacher|random|hf:DIR",
                    help="bert-*: where the SuperLM's weights start (default: cut from the teacher when the "
                    "sub-space's largest shape allows, else random)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, help="images scored per proxy batch (default 64); bert-*: the SuperLM's "
+                   "training batch (default 16)")
     p.add_argument("--runner", default="local", choices=["local", "ray"])
     p.add_argument("--ray-address", help="join a Ray cluster (auto, HOST:PORT, ray://HOST:PORT)")
     p.add_argument("--cpus-per-trial", type=float, default=1)

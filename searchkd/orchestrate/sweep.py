@@ -105,10 +105,14 @@ def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
             from searchkd.defaults import default_proxy
 
             merged["proxy"] = default_proxy(merged.get("space", "nb201"), merged.get("strategy", "evolution"))
-        if "data" not in merged and merged.get("strategy") in ("darts", "sd-darts"):  # as `searchkd search`:
-            from searchkd.defaults import default_data  # a differentiable search trains on training images
+        if "data" not in merged:  # as `searchkd search`: darts trains on training images, bert-* reads text
+            from searchkd.defaults import default_data
 
-            merged["data"] = default_data(merged.get("space", "nb201"), merged["strategy"])
+            merged["data"] = default_data(merged.get("space", "nb201"), merged.get("strategy"))
+        if "batch_size" not in merged:  # as `searchkd search`: a SuperLM trains on 16 rows a step
+            from searchkd.defaults import default_batch_size
+
+            merged["batch_size"] = default_batch_size(merged.get("space", "nb201"))
         cfg = SearchConfig.from_dict(merged)
         if cfg.teacher_weights is not None:
             from dataclasses import replace

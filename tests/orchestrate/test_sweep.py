@@ -95,3 +95,14 @@ def test_a_sweep_differentiable_search_without_data_trains_on_the_training_file(
     data = {cfg.strategy: cfg.data for cfg in searches.values()}
     assert data == {"darts": default_data("nb201", "darts"), "sd-darts": default_data("nb201", "darts"),
                     "evolution": "embedded"}
+
+
+def test_a_sweep_applies_the_search_defaults_of_each_space(tmp_path) -> None:
+    """As `searchkd search`: a bert-* search with no data or batch reads embedded-text with a SuperLM
+    batch of 16; an image search keeps embedded images in batches of 64; a given batch is kept."""
+    toml = tmp_path / "s.toml"
+    toml.write_text('[search]\nbudget = 2\n[grid]\nspace = ["bert-tiny", "nb201"]\n')
+    got = {cfg.space: (cfg.data, cfg.batch_size) for cfg in load_sweep(toml)["searches"].values()}
+    assert got == {"bert-tiny": ("embedded-text", 16), "nb201": ("embedded", 64)}
+    toml.write_text('[search]\nbudget = 2\nbatch_size = 8\n[grid]\nspace = ["bert-tiny", "nb201"]\n')
+    assert {cfg.batch_size for cfg in load_sweep(toml)["searches"].values()} == {8}
