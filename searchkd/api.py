@@ -222,8 +222,8 @@ def search(space: str = "nb201", proxy: str | None = None, strategy: str = "evol
     if options.get("batch_size") is None:  # 64 images, or a SuperLM's 16 rows
         options["batch_size"] = default_batch_size(space)
     if out is None and "superlm" in str(proxy).split(","):
-        raise SearchKDError(f"a search with the superlm proxy needs out= (its SuperLM and the exported student are "
-                            f"written there)")
+        raise SearchKDError("a search with the superlm proxy needs out= (its SuperLM and the exported student are "
+                            "written there)")
     config = SearchConfig.from_dict({"space": space, "proxy": proxy, "strategy": strategy, "budget": budget,
                                      "seed": seed, **options})
     kw = dict(resume=resume, runner=runner, ray_address=ray_address, cpus_per_trial=cpus_per_trial,
