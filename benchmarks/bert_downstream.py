@@ -37,8 +37,8 @@ from bert_recipe import other_topics_text  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stage", choices=["search", "students", "teacher", "fidelity", "merge"], required=True,
-                   help="merge: copy the teacher rows of --teacher-report (a --stage teacher run written elsewhere, "
-                   "run beside --stage students) into --out")
+                   help="merge: copy the teacher rows and the fidelity block of --teacher-report (comma-separated "
+                   "reports of --stage teacher / fidelity runs written elsewhere, beside --stage students) into --out")
     p.add_argument("--teacher-report")
     p.add_argument("--work", default="runs/bert_downstream")
     p.add_argument("--supernet-steps", type=int, default=60)
@@ -62,12 +62,21 @@ def main(argv: list[str] | None = None) -> int:
     from searchkd.supernets import SuperLM
     from searchkd.supernets.superlm_init import cut_net, pretrained_shape
 
-    if args.stage == "merge":
-        report, other = read_json(args.out), read_json(args.teacher_report)
-        rows = [r for r in other["downstream"]["rows"] if r["role"] == "teacher"]
-        report["downstream"]["rows"] = [r for r in report["downstream"]["rows"] if r["role"] != "teacher"] + rows
-        report["commands"] += other["commands"] + ["python benchmarks/bert_downstream.py " + " ".join(argv or sys.argv[1:])]
-        report["seconds_teacher"] = other.get("seconds_teacher")
+    if args.stage == "merge":  # the teacher rows and the fidelity block of runs written to other files
+        report = read_json(args.out)
+        for path in (args.teacher_report or "").split(","):
+            if not path:
+                continue
+            other = read_json(path)
+            rows = [r for r in other.get("downstream", {}).get("rows", []) if r["role"] == "teacher"]
+            if rows:
+                report["downstream"]["rows"] = [r for r in report["downstream"]["rows"] if r["role"] != "teacher"] + rows
+                report["seconds_teacher"] = other.get("seconds_teacher")
+            for key in ("fidelity", "seconds_fidelity"):
+                if key in other:
+                    report[key] = other[key]
+            report["commands"] += other["commands"]
+        report["commands"].append("python benchmarks/bert_downstream.py " + " ".join(argv or sys.argv[1:]))
         write_json(args.out, report)
         print(f"wrote {args.out}")
         return 0
