@@ -472,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("analyse", help="the analysis JSON from the CSV")
     a.add_argument("--out", default=str(OUT / "kd_study_analysis.json"))
     a.add_argument("--csv", default=str(CSV_PATH))
+    a.add_argument("--seeds", type=int, help="analyse the students complete over this many seeds (default: the most "
+                   "seeds with at least 3 complete students)")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         i, n = (int(v) for v in args.worker.split("/"))
@@ -483,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from benchmarks.kd_study_analysis import analyse_file
 
-        analyse_file(Path(args.csv), Path(args.out))
+        analyse_file(Path(args.csv), Path(args.out), args.seeds)
     return 0
 
 

@@ -200,12 +200,16 @@ def analyse(rows: Rows, *, teachers: list[str], dev_truth: Mapping[str, Mapping[
     return out
 
 
-def analyse_file(csv_path: Path, out: Path) -> dict[str, Any]:  # pragma: no cover - thin I/O over analyse()
+def analyse_file(csv_path: Path, out: Path, n_seeds: int | None = None) -> dict[str, Any]:  # pragma: no cover
+    """Thin I/O over :func:`analyse`; ``n_seeds`` overrides :func:`seeds_available`'s choice."""
     from benchmarks.kd_study import study_inputs
 
     from searchkd.io import write_json
 
-    res = analyse(**study_inputs(csv_path))
+    inputs = study_inputs(csv_path)
+    if n_seeds is not None:
+        inputs["n_seeds"] = n_seeds
+    res = analyse(**inputs)
     write_json(out, res)
     print(f"wrote {out}")
     return res
