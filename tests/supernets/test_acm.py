@@ -73,6 +73,12 @@ def test_grouped_execution_equals_masked_computation_exactly():
     with torch.no_grad():
         assert torch.equal(acm.grouped(x, k), acm.masked(x, k))
         assert torch.equal(acm.grouped(x, torch.zeros_like(k)), torch.zeros_like(x))
+        # one token alone at the highest choice, N: its last learner runs (the authors' forward_gated
+        # loops range(1, highest_choice) and skips it)
+        lone = torch.zeros_like(k)
+        lone[2, 5] = 4
+        assert torch.equal(acm.grouped(x, lone), acm.masked(x, lone))
+        assert not torch.equal(acm.grouped(x, lone), acm.grouped(x, lone.clamp(max=3)))
     # float32 GELU learners: equal up to the rounding of matmuls over fewer rows
     torch.manual_seed(0)
     acm = ACM(ACMShape(hidden=24, intermediate=48, learners=4, width=12, gate_hidden=8, activation="gelu")).eval()
