@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         block = downstream_block("pydoc-topics", archs=[], with_teacher=True, **kw)
         report.setdefault("downstream", {}).setdefault("rows", [])
         report["downstream"]["rows"] = [r for r in report["downstream"]["rows"] if r["role"] != "teacher"] + block["rows"]
+        for r in block["rows"]:  # the recipe travels with the rows a merge copies
+            r.update({k: block[k] for k in ("steps", "lr", "seeds", "batch_size")})
     report["seconds_" + args.stage] = time.perf_counter() - t0
     report["machine"] = {"torch": torch.__version__, "threads": 1, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     write_json(out, report)
