@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", help="a finished `searchkd acm` output directory")
     p.add_argument("--runs", help="comma-separated finished `searchkd acm --task` runs, one per seed (see above)")
     p.add_argument("--merge", help="comma-separated JSON files written by --runs, combined into --out")
-    p.add_argument("--steps", type=int, default=None, help="static distillation steps (default: the run's stage-3 steps)")
+    p.add_argument("--steps", type=int, default=None, help="static distillation steps (default: the run's stage-3 "
+                   "steps); with --runs, the static cut's task steps (default: the ACM's three stages together)")
     p.add_argument("--out", default=str(RUNS / "acm.json"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--wall-only", action="store_true", help="only the wall-time comparison (see above)")
@@ -152,7 +153,9 @@ def task_mode(args) -> int:
         batches = [held.tensors(range(i, min(i + 32, len(held)))) for i in range(0, len(held), 32)]
         with torch.no_grad():
             ref = [dense(input_ids=i, attention_mask=m).last_hidden_state for i, m in batches]
-        steps = a["stage1_steps"] + a["stage2_steps"] + a["stage3_steps"]
+        # --steps N: the static cut gets N task steps (N = stage 3's: the task steps the ACM got);
+        # default: as many as the ACM's three stages together (only stage 3 of them sees the task)
+        steps = a["stage1_steps"] + a["stage2_steps"] + a["stage3_steps"] if args.steps is None else args.steps
         for r in run["rows"]:
             # the static cut spends what the ACM spent on the task's test sentences (runs made
             # before acm.json kept task_fraction: on the held-out text, 0.02 apart at 0.5)
@@ -174,7 +177,8 @@ def task_mode(args) -> int:
             print(f"{run_dir} b={r['budget']:g} frac {frac:.3f}: ACM acc {d['acm_accuracy'][-1]:.3f} cos "
                   f"{d['acm_cosine'][-1]:.4f} | static cut +{steps} steps acc {d['static_accuracy'][-1]:.3f} cos "
                   f"{d['static_cosine'][-1]:.4f} | largest share at one k {max(d['max_k_share'][-1]):.3f}", flush=True)
-    write_json(Path(args.out), {"runs": args.runs.split(","), "static_steps": "stage1 + stage2 + stage3 steps of each run",
+    write_json(Path(args.out), {"runs": args.runs.split(","),
+                                "static_steps": "stage1 + stage2 + stage3 steps of each run" if args.steps is None else args.steps,
                                 "rows": _aggregate(per_budget), "machine": machine()})
     return 0
 
