@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--val", type=float, default=0.25)
     p.add_argument("--max-params", type=float, default=6.0)
+    p.add_argument("--roles", default="student,random,truncated-teacher",
+                   help="which models (e.g. student alone, to compare two SuperLMs on the validation split)")
     p.add_argument("--out", default="runs/bert_finetune_recipe.json")
     args = p.parse_args(argv)
 
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                       "random": lambda: (torch.manual_seed(0), BertNet(shape_cfg))[1],
                       "truncated-teacher": lambda: cut_net(shape_cfg, t_state, t_shape)}
             for role, make in makers.items():
-                if (role, arch, lr) in done:
+                if role not in args.roles.split(",") or (role, arch, lr) in done:
                     continue
                 t0 = time.perf_counter()
                 acc = finetune_accuracy(make(), a.hidden, tr, va, classes=len(task.classes), steps=args.steps,
