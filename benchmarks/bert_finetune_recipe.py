@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lrs", default="1e-4,3e-4,1e-3")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--val", type=float, default=0.25)
+    p.add_argument("--seeds", default="0", help="fine-tuning seeds; a row keeps their mean")
     p.add_argument("--max-params", type=float, default=6.0)
     p.add_argument("--roles", default="student,random,truncated-teacher",
                    help="which models (e.g. student alone, to compare two SuperLMs on the validation split)")
@@ -77,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                 if role not in args.roles.split(",") or (role, arch, lr) in done:
                     continue
                 t0 = time.perf_counter()
-                acc = finetune_accuracy(make(), a.hidden, tr, va, classes=len(task.classes), steps=args.steps,
-                                        lr=lr, seed=0)
+                accs = [finetune_accuracy(make(), a.hidden, tr, va, classes=len(task.classes), steps=args.steps,
+                                          lr=lr, seed=int(sd)) for sd in args.seeds.split(",")]
+                acc = float(np.mean(accs))
                 report["rows"].append({"role": role, "arch": arch, "lr": lr, "val_accuracy": acc,
-                                       "seconds": time.perf_counter() - t0})
+                                       "val_accuracies": accs, "seconds": time.perf_counter() - t0})
                 print(f"lr {lr:g} {role:<18} {arch:<20} {acc:.3f}", flush=True)
                 write_json(out, report)
     by_lr: dict[float, list[float]] = {}
