@@ -48,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     report = read_json(out) if out.is_file() else {"rows": []}
     report["command"] = "python benchmarks/bert_finetune_recipe.py " + " ".join(argv or sys.argv[1:])
-    done = {(r["role"], r["arch"], r["lr"]) for r in report["rows"]}
+    # a row is reused only when it was made with the same SuperLM, steps and seeds (rows written
+    # before these were recorded: steps 100, seed 0, runs/bert_downstream)
+    setting = (str(Path(args.work)), args.steps, args.seeds)
+    done = {(r["role"], r["arch"], r["lr"]) for r in report["rows"]
+            if (r.get("work", "runs/bert_downstream"), r.get("steps", 100), r.get("seeds", "0")) == setting}
     run_dir = Path(args.work) / "search"
     trials = [json.loads(x) for x in (run_dir / "trials.jsonl").read_text().splitlines()]
     ranked = sorted(trials, key=lambda t: -t["scores"]["superlm"])
@@ -81,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                 accs = [finetune_accuracy(make(), a.hidden, tr, va, classes=len(task.classes), steps=args.steps,
                                           lr=lr, seed=int(sd)) for sd in args.seeds.split(",")]
                 acc = float(np.mean(accs))
+                report["rows"] = [r for r in report["rows"] if (r["role"], r["arch"], r["lr"]) != (role, arch, lr)]
                 report["rows"].append({"role": role, "arch": arch, "lr": lr, "val_accuracy": acc,
+                                       "work": setting[0], "steps": args.steps, "seeds": args.seeds,
                                        "val_accuracies": accs, "seconds": time.perf_counter() - t0})
                 print(f"lr {lr:g} {role:<18} {arch:<20} {acc:.3f}", flush=True)
                 write_json(out, report)
