@@ -17,7 +17,7 @@ from searchkd.errors import SearchKDError, check_finite_loss, first_line
 from searchkd.io import atomic_path
 from searchkd.progress import Progress
 
-__all__ = ["step_seed", "batch_rows", "pooled_logits"]
+__all__ = ["step_seed", "batch_rows", "pooled_logits", "meta_differences"]
 
 
 def _run(name: str, model: nn.Module, params: dict[str, nn.Parameter], steps: int, lr: float,
@@ -31,8 +31,10 @@ def _run(name: str, model: nn.Module, params: dict[str, nn.Parameter], steps: in
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
             raise SearchKDError(f"cannot read {path} ({first_line(e)}); remove it or use another --out") from None
-        if state.get("meta") != meta:
-            raise SearchKDError(f"{path} belongs to another base model, data or settings; use another --out")
+        diff = meta_differences(state.get("meta"), meta)
+        if diff:
+            raise SearchKDError(f"{path} belongs to another base model, data or settings ({'; '.join(diff[:4])}); "
+                                f"remove it to redo {name}, or use another --out")
         with torch.no_grad():
             for n, p in params.items():
                 p.copy_(state["params"][n])
@@ -65,6 +67,27 @@ def _run(name: str, model: nn.Module, params: dict[str, nn.Parameter], steps: in
     if path is not None:
         save()
     return history
+
+
+def meta_differences(saved: Any, want: dict[str, Any]) -> list[str]:
+    """``key old, now new`` for each key of ``want`` (its ``config`` key by key) that a
+    checkpoint's ``saved`` meta holds otherwise; a key ``saved`` lacks reads as its
+    :data:`~searchkd.supernets.acm.settings.LEGACY` value. What ``saved`` holds beyond ``want``
+    is no difference: the settings a stage does not depend on, recorded when every stage's meta
+    held the whole config."""
+    from searchkd.supernets.acm.settings import LEGACY
+
+    if not isinstance(saved, dict):
+        return ["meta not recorded"]
+    had_config = saved.get("config") if isinstance(saved.get("config"), dict) else {}
+    out = []
+    for scope, have, wanted in (("", saved, {k: v for k, v in want.items() if k != "config"}),
+                                ("config ", had_config, want.get("config", {}))):
+        for k, v in wanted.items():
+            old = have.get(k, LEGACY.get(k))
+            if old != v:
+                out.append(f"{scope}{k.replace('_', '-')} {old!r}, now {v!r}")
+    return out
 
 
 def step_seed(seed: int, name: str, step: int, draw: int = 0) -> int:

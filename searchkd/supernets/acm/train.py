@@ -13,14 +13,25 @@ encoder converted by :func:`searchkd.supernets.acm.model.acmize`.
    i + 1, and i = 0 or no such i gives N (:func:`labels_from_errors`; so k = 0 is never a
    label, and a token whose first learner barely helps gets all N). Each gate learns its
    labels by the NLL of its hard Gumbel-softmax sample (temperature 0.8, straight-through),
-   ``log(sample + 1e-20)``, as theirs (this project's earlier cross-entropy on the logits and
-   its "first k whose next learner helps less" labels are gone: no measurement kept them).
+   ``log(sample + 1e-20)``, as theirs (``stage2_loss="nll"``; the earlier "first k whose next
+   learner helps less" labels are gone: no measurement kept them).
+   Departure option, ``stage2_loss="ce"`` (``--stage2-loss ce``): the cross-entropy of the
+   gate's logits over its choices k = min_k…N against the same labels (label k is class
+   k − min_k). A miss of the hard sample puts a factor 1e20 on the NLL's straight-through
+   gradient; on MiniLM's stage checkpoints the NLL-trained gates put 97–100 % of the tokens
+   on one k in most layers, and the same labels learnt by cross-entropy were matched more
+   often. The default stays ``nll`` until measured (:mod:`searchkd.supernets.acm.settings`).
+   :func:`stage2_report` measures either on tokens neither stage trains on: the gate's argmax
+   against its labels (:func:`split_cache`: the cache extended by ``cache_tokens // 8``).
 3. **End-to-end fine-tuning** per target budget (:mod:`searchkd.supernets.acm.stage3`).
 
 Every stage is checkpointed (``stage1.pt``, ``stage2.pt``, ``stage3-b{b}.pt``: the trained
 parameters, the optimiser, the step) and resumed; each step's batch and Gumbel noise come from
 the ``"acm"`` stream of :mod:`searchkd.seeds` named by the stage (budget included) and the step
-(:func:`step_seed`), so a resumed run repeats them and no two stages or budgets share them.
+(:func:`step_seed`), so a resumed run repeats them and no two stages or budgets share them. A
+checkpoint is keyed on the settings its stage depends on (:func:`stage_meta`): stage 1 on its
+own, stage 2 on stage 1's and its own, stage 3 on all; so a changed stage-2 setting resumes
+stage 1 and a changed stage-3 setting resumes stages 1 and 2.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import torch.nn as nn
 
 from searchkd.errors import SearchKDError
 from searchkd.supernets.acm.model import ACM, CONVERT, acm_modules, acm_sites, attention_linears, ffn_layers
+from searchkd.supernets.acm.settings import STAGE2_LOSS, check_stage2_loss
 # stage 3 and its losses live in stage3.py; re-exported here, beside stages 1 and 2
 from searchkd.supernets.acm.stage3 import compute_fraction, diversity_loss, entropy_loss, hidden_loss, stage3  # noqa: F401
 from searchkd.supernets.acm.steps import _params, _run, batch_rows, step_seed  # noqa: F401
@@ -42,7 +54,8 @@ from searchkd.supernets.superlm import _fingerprint as data_id  # the same finge
 
 __all__ = ["ACMConfig", "cache_ffn", "cache_modules", "stage1", "stage1_loss", "stage2", "stage3", "stage_meta", "data_id",
            "gate_labels", "labels_from_errors", "compute_fraction", "hidden_loss", "calibrate_budget", "step_seed",
-           "batch_rows", "diversity_loss", "entropy_loss", "CALIBRATION_BOUND"]
+           "batch_rows", "diversity_loss", "entropy_loss", "CALIBRATION_BOUND", "split_cache", "stage2_report",
+           "HELD_OUT", "STAGE1_SETTINGS", "STAGE2_SETTINGS"]
 
 
 @dataclass(frozen=True)
@@ -67,8 +80,10 @@ class ACMConfig:
     seed: int = 0
     checkpoint_every: int = 50
     convert: str = "ffn"  # what is converted (model.CONVERT): FFN blocks, attention projections or both
+    stage2_loss: str = STAGE2_LOSS  # "nll" (the authors') or "ce" (cross-entropy of the gate logits)
 
     def __post_init__(self) -> None:
+        check_stage2_loss(self.stage2_loss)
         if self.convert not in CONVERT:
             raise SearchKDError(f"--convert must be one of {', '.join(CONVERT)}, got {self.convert!r}")
         if not isinstance(self.learners, int) or self.learners < 2:
@@ -79,6 +94,10 @@ class ACMConfig:
 
 
 CALIBRATION_BOUND = 64.0  # |shift| of calibrate_budget's bisection
+HELD_OUT = 8  # stage2_report reads cache_tokens // HELD_OUT tokens cached beyond the training cache
+#: the ACMConfig settings stage 1's and stage 2's checkpoints depend on (stage 3's: all but checkpoint_every)
+STAGE1_SETTINGS = ("learners", "init", "seed", "convert", "cache_tokens", "token_batch", "stage1_steps", "stage1_lr")
+STAGE2_SETTINGS = STAGE1_SETTINGS + ("stage2_steps", "stage2_lr", "label_factor", "stage2_loss")
 
 
 # ---- stage 1/2 data -------------------------------------------------------------------------
@@ -234,13 +253,17 @@ def gate_labels(acm: ACM, x: torch.Tensor, y: torch.Tensor, factor: float) -> to
 
 def stage2(model: nn.Module, cache: list[tuple[torch.Tensor, torch.Tensor]], config: ACMConfig, *,
            meta: dict[str, Any], ckpt: Path | None = None, progress: bool | None = None) -> list[float]:
-    """Stage 2: every gate learns the labels of its module's learner errors on the cache."""
+    """Stage 2: every gate learns the labels of its module's learner errors on the cache, by
+    ``config.stage2_loss`` (module docstring)."""
     acms = acm_sites(model)
     device = next(model.parameters()).device
     labels = [gate_labels(a, x.to(device), y.to(device), config.label_factor).cpu() for a, (x, y) in zip(acms, cache)]
 
     def gate_loss(acm: ACM, x: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
-        sample = acm.pad_choices(nn.functional.gumbel_softmax(acm.gate_logits(x).float(), tau=acm.tau, hard=True))
+        logits = acm.gate_logits(x).float()
+        if config.stage2_loss == "ce":  # the logits are k = min_k…N: label k is class k − min_k
+            return nn.functional.cross_entropy(logits, lab - acm.shape.min_k)
+        sample = acm.pad_choices(nn.functional.gumbel_softmax(logits, tau=acm.tau, hard=True))
         return nn.functional.nll_loss((sample + 1e-20).log(), lab)
 
     def loss(step: int) -> torch.Tensor:
@@ -269,8 +292,9 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
 
     Not in the paper, where only the budget penalty of stage 3 steers the compute: on a short
     CPU schedule that left budget 1.0 at 0.79 of the compute. Run after stage 3, which stays
-    the paper's; a model already within ``tolerance`` of the budget is left as it is. Returns
-    s and the fractions before and after."""
+    the paper's, and optionally before it too (``searchkd acm --calibrate-before-stage3``), so
+    that stage 3 trains under the budget's routing; a model already within ``tolerance`` of the
+    budget is left as it is. Returns s and the fractions before and after."""
     from searchkd.supernets.acm.model import set_token_mask
 
     acms = acm_modules(model)
@@ -318,9 +342,48 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
     return {"shift": hi, "fraction_before": before, "fraction_after": after, "bounded": bounded}
 
 
-def stage_meta(base_id: str, config: ACMConfig, data_id: str) -> dict[str, Any]:
-    """What a stage checkpoint must match to be resumed."""
+def split_cache(cache: list[tuple[torch.Tensor, torch.Tensor]], tokens: int) -> tuple[list, list]:
+    """Every module's cached pairs cut after ``tokens``: (what stages 1 and 2 train on, the
+    rest). A cache of ``cache_tokens + cache_tokens // HELD_OUT`` tokens leaves its first
+    ``cache_tokens`` as a cache of ``cache_tokens`` alone (the same rows in the same order), so
+    holding tokens out changes nothing stages 1 and 2 see; text with no more real tokens than
+    ``tokens`` holds none out. The row that straddles the cut gives tokens to both sides."""
+    return [(x[:tokens], y[:tokens]) for x, y in cache], [(x[tokens:], y[tokens:]) for x, y in cache]
+
+
+def _shares(k: torch.Tensor, n: int) -> list[float]:
+    return [float(v) / len(k) for v in torch.bincount(k.cpu(), minlength=n + 1)]
+
+
+@torch.no_grad()
+def stage2_report(model: nn.Module, held: list[tuple[torch.Tensor, torch.Tensor]], factor: float) -> dict[str, Any]:
+    """Stage 2 measured on ``held`` ((x, dense output) per ACM in :func:`acm_sites` order, tokens
+    stage 2 never trained on): per ACM, ``label_accuracy``, the share of tokens whose gate argmax
+    (the inference choice, before any calibration) is their :func:`gate_labels` label at
+    ``factor``; ``argmax_share`` and ``label_share``, the share of tokens at each k (index = k,
+    0…N); and ``held_out_tokens``. No tokens: None for each measure."""
+    n = len(held[0][0]) if held else 0
+    if n == 0:
+        return {"held_out_tokens": 0, "label_accuracy": None, "argmax_share": None, "label_share": None}
+    device = next(model.parameters()).device
+    accuracy, chosen, labelled = [], [], []
+    for acm, (x, y) in zip(acm_sites(model), held, strict=True):
+        x, y = x.to(device), y.to(device)
+        label = gate_labels(acm, x, y, factor)
+        k = acm.gate_logits(x).argmax(-1) + acm.shape.min_k
+        accuracy.append(float((k == label).double().mean()))
+        chosen.append(_shares(k, acm.learners))
+        labelled.append(_shares(label, acm.learners))
+    return {"held_out_tokens": n, "label_accuracy": accuracy, "argmax_share": chosen, "label_share": labelled}
+
+
+def stage_meta(base_id: str, config: ACMConfig, data_id: str, stage: str = "stage3") -> dict[str, Any]:
+    """What the checkpoint of ``stage`` (``stage1``, ``stage2``, ``stage3``) must match to be
+    resumed: the base model, the data and the settings the stage depends on
+    (:data:`STAGE1_SETTINGS`, :data:`STAGE2_SETTINGS`; stage 3: all but ``checkpoint_every``).
+    A checkpoint saved when every stage's key held the whole config resumes when these match
+    (:func:`searchkd.supernets.acm.steps.meta_differences`)."""
     settings = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
-    if settings["convert"] == "ffn":  # checkpoints from before --convert resume
-        del settings["convert"]
-    return {"format": "searchkd-acm-stage/1", "base": base_id, "config": settings, "data": data_id}
+    keep = {"stage1": STAGE1_SETTINGS, "stage2": STAGE2_SETTINGS, "stage3": tuple(settings)}[stage]
+    return {"format": "searchkd-acm-stage/1", "base": base_id, "config": {k: settings[k] for k in keep},
+            "data": data_id}

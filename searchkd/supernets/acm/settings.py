@@ -1,0 +1,28 @@
+"""ACM settings whose defaults are chosen by measurement, one line each (flip a default here and
+the config, the run and the CLI follow), and the value each setting had before it was recorded,
+so that checkpoints and converted folders saved without it still resume. Free of torch: the CLI
+reads it to build its flags.
+"""
+
+from __future__ import annotations
+
+__all__ = ["STAGE2_LOSSES", "STAGE2_LOSS", "CALIBRATE_BEFORE_STAGE3", "LEGACY", "check_stage2_loss"]
+
+#: stage 2's gate loss: ``nll`` (the authors': NLL of the hard Gumbel-softmax sample) or ``ce``
+#: (cross-entropy of the gate's logits); :mod:`searchkd.supernets.acm.train`
+STAGE2_LOSSES = ("nll", "ce")
+STAGE2_LOSS = "nll"
+#: shift the gates onto each budget before its stage 3 too (not only after it); run.py
+CALIBRATE_BEFORE_STAGE3 = False
+
+#: what a stage checkpoint or a converted folder saved before a setting existed did: read as this
+#: value where the setting is missing (never the current default, which may change)
+LEGACY = {"convert": "ffn", "stage2_loss": "nll", "calibrate_before_stage3": False}
+
+
+def check_stage2_loss(value: object) -> None:
+    """One line for a stage-2 loss that is not one of :data:`STAGE2_LOSSES`."""
+    from searchkd.errors import SearchKDError
+
+    if value not in STAGE2_LOSSES:
+        raise SearchKDError(f"--stage2-loss must be one of {', '.join(STAGE2_LOSSES)}, got {value!r}")
