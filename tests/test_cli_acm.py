@@ -82,6 +82,7 @@ def test_convert_all_records_and_reloads_attention_acms(setup, capsys):
     (["--budgets", "0.5,1.5"], "outside (0, 1]"),
     (["--data", "embedded"], "acm needs text data"),
     (["--convert", "qkv"], "--convert must be one of ffn, attention, all"),
+    (["--stage2-loss", "mse"], "--stage2-loss must be one of nll, ce, got 'mse'"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(setup, capsys, args, message):
     root, teacher, prose = setup
@@ -196,12 +197,63 @@ def test_a_finished_out_with_changed_settings_is_refused_not_reused(setup, capsy
     argv = ["--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "1", "--out", str(out)]
     assert _run(capsys, *argv, *FAST)[0] == 0
     before = (out / "acm.json").read_bytes()
-    for changed in (["--learners", "2"], ["--stage3-steps", "5"], ["--no-calibrate"], ["--seed", "1"]):
+    for changed in (["--learners", "2"], ["--stage3-steps", "5"], ["--no-calibrate"], ["--seed", "1"],
+                    ["--stage2-loss", "ce"], ["--calibrate-before-stage3"]):
         rc, _, err = _run(capsys, *argv, *FAST, *changed)
         assert rc == 2 and "other settings" in err and len(err.strip().splitlines()) == 1, (changed, err)
         assert (out / "acm.json").read_bytes() == before
     rc, _, err = _run(capsys, *argv, *FAST)  # the same settings still reuse it
     assert rc == 0, err
+    saved = out / "model-b1.0" / "acm.json"  # as saved before --stage2-loss and --calibrate-before-stage3
+    meta = json.loads(saved.read_text())
+    del meta["config"]["stage2_loss"], meta["calibrate_before_stage3"]
+    saved.write_text(json.dumps(meta))
+    rc, _, err = _run(capsys, *argv, *FAST)
+    assert rc == 0, err
+
+
+def test_stage2_report_and_calibration_before_stage3(setup, capsys, tmp_path, monkeypatch):
+    """acm.json's ``stage2`` block measures the gates on tokens cached beyond the training cache;
+    ``--calibrate-before-stage3`` hands stage 3 a model shifted onto its budget, records the
+    shift as ``calibration_before`` and keys stage 3's checkpoint on it."""
+    import copy
+    import functools
+
+    from searchkd.supernets.acm import train
+
+    root, teacher, prose = setup
+    monkeypatch.setattr(train, "ACMConfig", functools.partial(train.ACMConfig, cache_tokens=800))  # the prose is short
+    seen = []
+    real = train.stage3
+
+    def spy(model, dense, ids, mask, budget, config, *, meta, **kw):
+        start = train.calibrate_budget(copy.deepcopy(model), ids, mask, budget, tolerance=1.0)["fraction_before"]
+        seen.append((meta, start))
+        return real(model, dense, ids, mask, budget, config, meta=meta, **kw)
+
+    monkeypatch.setattr(train, "stage3", spy)
+    out = tmp_path / "run"
+    argv = ["--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "0.5", "--out", str(out), *FAST,
+            "--stage2-loss", "ce", "--calibrate-before-stage3"]
+    rc, text, err = _run(capsys, *argv)
+    assert rc == 0, err
+    res = json.loads((out / "acm.json").read_text())
+    assert res["config"]["stage2_loss"] == res["acm"]["stage2_loss"] == "ce"
+    assert res["config"]["calibrate_before_stage3"] is True
+    rep = res["stage2"]
+    assert rep["held_out_tokens"] == 100 and len(rep["label_accuracy"]) == 2
+    assert all(0 <= a <= 1 for a in rep["label_accuracy"])
+    assert all(sum(s) == pytest.approx(1.0) for s in rep["argmax_share"] + rep["label_share"])
+    row = res["rows"][0]
+    meta, start = seen[0]
+    assert meta["calibrate_before_stage3"] is True and meta["config"]["stage2_loss"] == "ce"
+    assert row["calibration_before"]["fraction_after"] == pytest.approx(start)  # what stage 3 started from
+    assert start == pytest.approx(0.5, abs=0.05) and row["calibration"] is not None
+    assert "stage 2" in text
+    rc, _, err = _run(capsys, *argv)  # reused: the block comes back from the converted folder
+    assert rc == 0, err
+    again = json.loads((out / "acm.json").read_text())
+    assert again["stage2"] == rep and again["rows"][0]["calibration_before"] == row["calibration_before"]
 
 
 def test_a_converted_folder_is_not_a_plain_bert(setup, capsys, tmp_path):

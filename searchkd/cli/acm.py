@@ -21,6 +21,8 @@ _budgets.__name__ = "comma-separated list of finite numbers"
 
 
 def register(sub: Any, common: Any) -> None:
+    from searchkd.supernets.acm.settings import CALIBRATE_BEFORE_STAGE3, STAGE2_LOSS
+
     p = sub.add_parser("acm", help="turn a BERT model's FFN blocks into adaptive computation modules (ACM)")
     p.add_argument("--model", default="minilm-l6", help="the model to convert: minilm-l6 or hf:DIR (default minilm-l6)")
     p.add_argument("--learners", type=int, default=4, help="learners per converted module, N >= 2 (default 4)")
@@ -35,6 +37,12 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--stage2-steps", type=int, default=200, help="gate training steps (default 200)")
     p.add_argument("--stage3-steps", type=int, default=100, help="end-to-end steps per budget (default 100)")
     p.add_argument("--batch-size", type=int, default=8, help="sequences per end-to-end step (default 8)")
+    p.add_argument("--stage2-loss", default=STAGE2_LOSS,
+                   help="the gates' loss in stage 2: nll (the authors': NLL of the hard Gumbel-softmax sample) or ce "
+                        f"(cross-entropy of the gate logits) (default {STAGE2_LOSS})")
+    p.add_argument("--calibrate-before-stage3", action=argparse.BooleanOptionalAction, default=CALIBRATE_BEFORE_STAGE3,
+                   help="shift the gates onto each budget before its stage 3 too, so that stage 3 trains under the "
+                        f"budget's routing (default {'on' if CALIBRATE_BEFORE_STAGE3 else 'off'})")
     p.add_argument("--no-calibrate", action="store_true",
                    help="leave the budget to stage 3's penalty alone, as the paper does (default: after stage 3, "
                         "shift the gates onto the budget when they miss it by more than 0.01)")
@@ -54,7 +62,8 @@ def _cmd_acm(args: argparse.Namespace) -> int:
                           data=args.data, seed=args.seed, device=args.device, stage1_steps=args.stage1_steps,
                           stage2_steps=args.stage2_steps, stage3_steps=args.stage3_steps, batch_size=args.batch_size,
                           calibrate=not args.no_calibrate, task=args.task, task_steps=args.task_steps,
-                          convert=args.convert)
+                          convert=args.convert, stage2_loss=args.stage2_loss,
+                          calibrate_before_stage3=args.calibrate_before_stage3)
     res = run_acm(config, progress=False if args.quiet else None)
     dense = res["rows"][0]["dense_flops_per_token"] if res["rows"] else 0
     if args.convert == "ffn":
@@ -76,6 +85,10 @@ def _cmd_acm(args: argparse.Namespace) -> int:
         print(f"task {t['name']}: dense accuracy {t['dense_accuracy']:.3f} (majority {t['majority_accuracy']:.3f}); "
               + ", ".join(f"b={r['budget']:g} ACM {r['task_accuracy']:.3f} static cut {r['static']['task_accuracy']:.3f}"
                           for r in res["rows"]))
+    s2 = res.get("stage2") or {}
+    if s2.get("label_accuracy"):
+        print(f"stage 2 ({args.stage2_loss}) on {s2['held_out_tokens']} held-out tokens: gate label accuracy "
+              + " ".join(f"{a:.2f}" for a in s2["label_accuracy"]))
     for r in res["rows"]:
         if r.get("bounded"):
             print(f"budget {r['budget']:g}: calibration hit its bound (fraction {r['fraction']:.3f})")

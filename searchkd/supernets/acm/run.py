@@ -5,7 +5,11 @@ its attention projections (``attention``) or both (``all``) into Adaptive Comput
 held-out text against the dense model.
 
 Stages 1 and 2 are shared by every budget; stage 3 (end-to-end, with the budget penalty) runs
-once per budget, as in the paper, from the stage-2 weights. ``OUT/`` holds ``acm.json``,
+once per budget, as in the paper, from the stage-2 weights (with ``calibrate_before_stage3``
+shifted onto the budget first, :func:`~searchkd.supernets.acm.train.calibrate_budget`). The
+dense model's module outputs are cached for ``cache_tokens`` real tokens, which stages 1 and 2
+train on, and ``cache_tokens // 8`` more, on which ``acm.json``'s ``stage2`` block measures the
+gates (:func:`~searchkd.supernets.acm.train.stage2_report`). ``OUT/`` holds ``acm.json``,
 ``acm.png``, ``model-b{budget}/`` (a converted model per budget, :func:`load_acm` reopens it)
 and ``stages/`` (the stage checkpoints a rerun resumes from).
 
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from searchkd.errors import SearchKDError
+from searchkd.supernets.acm.settings import CALIBRATE_BEFORE_STAGE3, LEGACY, STAGE2_LOSS, check_stage2_loss
 
 __all__ = ["ACMRunConfig", "run_acm", "check_acm_config", "truncate_ffn", "truncate_converted", "run_batches"]
 
@@ -55,6 +60,8 @@ class ACMRunConfig:
     task: str | None = None  # a labelled task (acm_task): stage 3's loss and the accuracy measured
     task_steps: int = 200  # fine-tuning steps of the dense model and its classifier on the task
     convert: str = "ffn"  # what becomes ACMs: "ffn", "attention" (Q/K/V/O projections) or "all"
+    stage2_loss: str = STAGE2_LOSS  # stage 2's gate loss: "nll" (the authors') or "ce" (acm_train)
+    calibrate_before_stage3: bool = CALIBRATE_BEFORE_STAGE3  # shift the gates onto each budget before its stage 3 too
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,6 +76,7 @@ def check_acm_config(c: ACMRunConfig) -> None:
         raise SearchKDError(f"--learners must be at least 2, got {c.learners!r}")
     if c.convert not in CONVERT:
         raise SearchKDError(f"--convert must be one of {', '.join(CONVERT)}, got {c.convert!r}")
+    check_stage2_loss(c.stage2_loss)
     if not c.budgets:
         raise SearchKDError("--budgets needs at least one budget in (0, 1]")
     for b in c.budgets:
@@ -222,9 +230,9 @@ def _check_existing(out: Path, budgets: Sequence[float], base_id: str, made: dic
             continue
         load_acm(d, base_id=base_id)  # corrupt or another base model: one line, before any work
         saved = read_json(d / "acm.json")
-        had = {k: saved.get(k) for k in made}
-        if isinstance(had.get("config"), dict):  # saved before --convert: FFN blocks
-            had["config"] = {"convert": "ffn", **had["config"]}
+        had = {k: saved.get(k, LEGACY.get(k)) for k in made}  # a setting saved before it was recorded: LEGACY
+        if isinstance(had.get("config"), dict):
+            had["config"] = {**{k: v for k, v in LEGACY.items() if k in made["config"]}, **had["config"]}
         diff = _differences(had, made)
         if diff:
             raise SearchKDError(f"{d} was converted with other settings ({'; '.join(diff[:4])}): rerun with those, "
@@ -255,8 +263,8 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     from searchkd.supernets.acm.model import acmize, attention_linears, ffn_layers
     from searchkd.supernets.acm.io import load_acm, save_acm
     from searchkd.supernets.acm.stage3 import TaskRows
-    from searchkd.supernets.acm.train import (ACMConfig, cache_modules, calibrate_budget, data_id, stage1, stage2, stage3,
-                                              stage_meta)
+    from searchkd.supernets.acm.train import (HELD_OUT, ACMConfig, cache_modules, calibrate_budget, data_id,
+                                              split_cache, stage1, stage2, stage2_report, stage3, stage_meta)
     from searchkd.teachers import resolve_teacher
     from searchkd.teachers.text import teacher_dir
 
@@ -269,7 +277,8 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     if c.convert != "ffn":
         attention_linears(dense)  # a model without BERT's projections: one line, before any work
     ac = ACMConfig(learners=c.learners, stage1_steps=c.stage1_steps, stage2_steps=c.stage2_steps,
-                   stage3_steps=c.stage3_steps, batch_size=c.batch_size, seed=c.seed, convert=c.convert)
+                   stage3_steps=c.stage3_steps, batch_size=c.batch_size, seed=c.seed, convert=c.convert,
+                   stage2_loss=c.stage2_loss)
     task = _tune_on_task(c, teacher, dense) if c.task is not None else None
     if task is not None:
         dense = task["dense"]
@@ -280,18 +289,25 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     base_id = teacher.info.id
     ids, mask = train.tensors(range(len(train)))
     tuned = f"+task:{c.task}:{c.task_steps}" if task is not None else ""  # the model converted is the tuned one
-    meta = stage_meta(base_id + tuned, ac, data_id(ids, mask))
-    made = {"config": asdict(ac), "data": meta["data"], "calibrate": bool(c.calibrate), "task": c.task,
+    source, data = base_id + tuned, data_id(ids, mask)  # what is converted, and from which text
+    before_stage3 = bool(c.calibrate_before_stage3)
+    meta3 = {**stage_meta(source, ac, data, "stage3"), "calibrate_before_stage3": before_stage3}
+    made = {"config": asdict(ac), "data": data, "calibrate": bool(c.calibrate),
+            "calibrate_before_stage3": before_stage3, "task": c.task,
             "task_steps": c.task_steps if task is not None else None}
     _check_existing(out, c.budgets, base_id, made)
     ckpt = out / "stages"
 
     model = acmize(copy.deepcopy(dense), c.learners, init=ac.init, seed=c.seed, convert=c.convert).eval()
+    report = None  # stage 2 on held-out tokens; from a converted folder where stages 1-2 do not run
     if not all(_model_dir(out, b).exists() for b in c.budgets):
-        cache = cache_modules(dense, ids, mask, max_tokens=ac.cache_tokens, seed=c.seed, convert=c.convert)
-        stage1(model, cache, ac, meta=meta, ckpt=ckpt, progress=progress)
-        stage2(model, cache, ac, meta=meta, ckpt=ckpt, progress=progress)
-        del cache
+        cached = cache_modules(dense, ids, mask, max_tokens=ac.cache_tokens + ac.cache_tokens // HELD_OUT, seed=c.seed,
+                               convert=c.convert)
+        cache, unseen = split_cache(cached, ac.cache_tokens)  # stages 1-2 train on the first cache_tokens alone
+        stage1(model, cache, ac, meta=stage_meta(source, ac, data, "stage1"), ckpt=ckpt, progress=progress)
+        stage2(model, cache, ac, meta=stage_meta(source, ac, data, "stage2"), ckpt=ckpt, progress=progress)
+        report = stage2_report(model, unseen, ac.label_factor)
+        del cached, cache, unseen
     base_state = {k: v.clone() for k, v in model.state_dict().items()}
 
     held_batches = [held.tensors(range(i, min(i + c.eval_batch_size, len(held))), device)
@@ -300,30 +316,36 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
         dense_out = [dense(input_ids=i, attention_mask=m).last_hidden_state for i, m in held_batches]
     dense_wall = _wall(dense, held_batches, acm=False)
     tokenizer_dir = teacher_dir(resolve_teacher(c.model))
+
+    def calibrated(budget: float) -> dict[str, Any]:
+        return calibrate_budget(model, ids, mask, budget, seed=c.seed, tolerance=CALIBRATION_TOLERANCE)
+
     rows = []
     for b in c.budgets:
         target = _model_dir(out, b)
         head = copy.deepcopy(task["head"]) if task is not None else None
         if target.exists():
             trained, saved = load_acm(target, base_id=base_id, device=device)
-            calibration = saved.get("calibration")
+            calibration, calibration_before = saved.get("calibration"), saved.get("calibration_before")
+            report = report or saved.get("stage2")
             if head is not None:
                 _load_head(head, target)
         else:
             model.load_state_dict(base_state)
+            calibration_before = calibrated(float(b)) if before_stage3 else None  # stage 3 under the budget's routing
             rows_of_task = TaskRows(*task["split"].train, head=head) if task is not None else None
-            stage3(model, dense, ids, mask, float(b), ac, meta=meta, ckpt=ckpt, progress=progress, task=rows_of_task)
-            calibration = (calibrate_budget(model, ids, mask, float(b), seed=c.seed, tolerance=CALIBRATION_TOLERANCE)
-                           if c.calibrate else None)
+            stage3(model, dense, ids, mask, float(b), ac, meta=meta3, ckpt=ckpt, progress=progress, task=rows_of_task)
+            calibration = calibrated(float(b)) if c.calibrate else None
             save_acm(model, target, base={"id": base_id, "name": teacher.info.name}, tokenizer_dir=tokenizer_dir,
-                     extra={"budget": float(b), **made, "calibration": calibration})
+                     extra={"budget": float(b), **made, "calibration": calibration,
+                            "calibration_before": calibration_before, "stage2": report})
             if head is not None:
                 _save_head(head, target)
             (ckpt / f"stage3-b{b:g}.pt").unlink(missing_ok=True)  # the saved model is the resumable result
             trained = model
         trained.eval()
         row = {"budget": float(b), **_evaluate(trained, dense_out, held_batches, acm=True), "calibration": calibration,
-               "bounded": bool((calibration or {}).get("bounded", False))}
+               "calibration_before": calibration_before, "bounded": bool((calibration or {}).get("bounded", False))}
         row["wall_time_ratio"] = _wall(trained, held_batches, acm=True) / dense_wall
         static = truncate_converted(dense, min(1.0, row["fraction"]), c.convert)
         srow = _evaluate(static, dense_out, held_batches, acm=False)
@@ -342,7 +364,7 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
         rows.append(row)
     result = {"searchkd_version": __version__, "config": {k: v for k, v in asdict(c).items() if k != "extra"},
               "base": teacher.info.as_dict(), "acm": {k: v for k, v in asdict(ac).items()},
-              "held_out_rows": len(held), "dense_wall_seconds": dense_wall, "rows": rows,
+              "held_out_rows": len(held), "dense_wall_seconds": dense_wall, "stage2": report, "rows": rows,
               "task": task["summary"] if task is not None else None,
               "seconds": time.perf_counter() - t_start}
     write_json(out / "acm.json", result)
