@@ -219,3 +219,16 @@ def test_checkpoints_keyed_on_the_whole_config_still_resume(tmp_path):
         _stages(tmp_path, replace(FAST, stage2_loss="ce"))  # stage 1 resumed, stage 2 refused
     with pytest.raises(SearchKDError, match="stage1.pt"):
         _stages(tmp_path, replace(FAST, convert="all"))
+
+
+def test_the_converted_models_id_names_its_tuning_batch():
+    """With --task the dense model is tuned before conversion, on batches of max(--batch-size, 16):
+    a batch over 16 tunes another model, so the id every stage's key holds names it (16, every
+    earlier run's, is left unnamed so that their checkpoints resume); --batch-size itself is
+    stage 3's alone."""
+    from searchkd.supernets.acm.run import ACMRunConfig, source_id
+
+    assert source_id("b", ACMRunConfig(batch_size=32)) == "b"
+    assert source_id("b", ACMRunConfig(task="t", task_steps=30, batch_size=4)) == "b+task:t:30"
+    assert source_id("b", ACMRunConfig(task="t", task_steps=30, batch_size=16)) == "b+task:t:30"
+    assert source_id("b", ACMRunConfig(task="t", task_steps=30, batch_size=32)) == "b+task:t:30:batch32"

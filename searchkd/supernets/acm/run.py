@@ -34,7 +34,8 @@ from typing import Any, Sequence
 from searchkd.errors import SearchKDError
 from searchkd.supernets.acm.settings import CALIBRATE_BEFORE_STAGE3, LEGACY, STAGE2_LOSS, check_stage2_loss
 
-__all__ = ["ACMRunConfig", "run_acm", "check_acm_config", "truncate_ffn", "truncate_converted", "run_batches"]
+__all__ = ["ACMRunConfig", "run_acm", "check_acm_config", "truncate_ffn", "truncate_converted", "run_batches",
+           "source_id"]
 
 
 CALIBRATION_TOLERANCE = 0.01  # a converted model within this much of its budget is left as stage 3 made it
@@ -93,6 +94,21 @@ def check_acm_config(c: ACMRunConfig) -> None:
     if not is_text_data(c.data):
         raise SearchKDError(f"acm needs text data ({TEXT_DATA_FORMS}), got {c.data!r}")
     check_out_writable(c.out, directory=True)
+
+
+def _task_batch(c: ACMRunConfig) -> int:
+    """The batch the dense model is tuned on with ``--task``."""
+    return max(c.batch_size, 16)
+
+
+def source_id(base_id: str, c: ACMRunConfig) -> str:
+    """The id of the model converted, which every stage checkpoint's key holds: ``base_id``, and
+    with a task what tuned it (task, steps; the batch where it is not 16, the batch of every run
+    before it was named, so that their checkpoints resume)."""
+    if c.task is None:
+        return base_id
+    batch = _task_batch(c)
+    return f"{base_id}+task:{c.task}:{c.task_steps}" + (f":batch{batch}" if batch != 16 else "")
 
 
 def _model_dir(out: Path, budget: float) -> Path:
@@ -288,8 +304,7 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     out = Path(c.out)
     base_id = teacher.info.id
     ids, mask = train.tensors(range(len(train)))
-    tuned = f"+task:{c.task}:{c.task_steps}" if task is not None else ""  # the model converted is the tuned one
-    source, data = base_id + tuned, data_id(ids, mask)  # what is converted, and from which text
+    source, data = source_id(base_id, c), data_id(ids, mask)  # what is converted, and from which text
     before_stage3 = bool(c.calibrate_before_stage3)
     meta3 = {**stage_meta(source, ac, data, "stage3"), "calibrate_before_stage3": before_stage3}
     made = {"config": asdict(ac), "data": data, "calibrate": bool(c.calibrate),
@@ -409,7 +424,7 @@ def _tune_on_task(c: ACMRunConfig, teacher: Any, dense: Any) -> dict[str, Any]:
     tuned = copy.deepcopy(dense)
     head = new_head(int(tuned.config.hidden_size), len(split.classes), stream_seed(c.seed, "acm", 0x7A5C))
     head = head.to(next(tuned.parameters()).device)
-    losses = finetune_classifier(tuned, head, split.train, steps=c.task_steps, batch_size=max(c.batch_size, 16),
+    losses = finetune_classifier(tuned, head, split.train, steps=c.task_steps, batch_size=_task_batch(c),
                                  seed=c.seed, name="task")
     summary = {"name": split.name, "classes": list(split.classes), "n_train": len(split.train[0]),
                "n_test": len(split.test[0]), "majority_accuracy": split.majority(), "task_steps": c.task_steps,
