@@ -194,7 +194,8 @@ def test_a_finished_out_with_changed_settings_is_refused_not_reused(setup, capsy
     converted models (and then claim the new config in acm.json)."""
     root, teacher, prose = setup
     out = tmp_path / "run"
-    argv = ["--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "1", "--out", str(out)]
+    argv = ["--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "1", "--out", str(out),
+            "--stage2-loss", "nll"]  # what a folder saved before the flag had (the last --stage2-loss wins)
     assert _run(capsys, *argv, *FAST)[0] == 0
     before = (out / "acm.json").read_bytes()
     for changed in (["--learners", "2"], ["--stage3-steps", "5"], ["--no-calibrate"], ["--seed", "1"],

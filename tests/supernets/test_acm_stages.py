@@ -25,14 +25,17 @@ from tests.supernets.test_acm import _batch, _dense  # noqa: E402
 #: what each stage's checkpoint depends on, listed here by hand (not read from the code)
 STAGE1 = {"learners", "init", "stage1_steps", "token_batch", "cache_tokens", "stage1_lr", "seed", "convert"}
 STAGE2 = STAGE1 | {"stage2_steps", "stage2_lr", "label_factor", "stage2_loss"}
-CHANGED = {"init": "random", "convert": "all", "stage2_loss": "ce"}
+CHANGED = {"init": ("slices", "random"), "convert": ("ffn", "all"), "stage2_loss": ("nll", "ce")}
 
 
 def _changed(config: ACMConfig, name: str) -> ACMConfig:
+    """``config`` with ``name`` set to another value than its default has."""
     v = getattr(config, name)
-    if name not in CHANGED:
+    if name in CHANGED:
+        v = next(c for c in CHANGED[name] if c != v)
+    else:
         v = v * 2 if isinstance(v, float) else v + 1
-    return replace(config, **{name: CHANGED.get(name, v)})
+    return replace(config, **{name: v})
 
 
 # ---- A: the stage-2 loss --------------------------------------------------------------------
@@ -169,7 +172,7 @@ def _stages(tmp_path, config: ACMConfig, meta=None) -> tuple[torch.nn.Module, li
     return model, h1, h2
 
 
-FAST = ACMConfig(stage1_steps=4, stage2_steps=3, stage3_steps=2, token_batch=64, batch_size=4)
+FAST = ACMConfig(stage1_steps=4, stage2_steps=3, stage3_steps=2, token_batch=64, batch_size=4, stage2_loss="nll")
 
 
 def test_a_changed_stage2_loss_resumes_stage1_not_stage2(tmp_path):
