@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", action="append", required=True, metavar="LR=REPORT",
                    help="a SuperLM lr and its bert_finetune_recipe.py --roles student report (repeat)")
     p.add_argument("--truncated", help="a bert_finetune_recipe.py --roles truncated-teacher report")
-    p.add_argument("--out", default="benchmarks/out/bert_superlm_lr.json")
+    p.add_argument("--out", default="runs/bert_superlm_lr.json")
     args = p.parse_args(argv)
 
     from searchkd.io import read_json, write_json
