@@ -83,6 +83,7 @@ def test_convert_all_records_and_reloads_attention_acms(setup, capsys):
     (["--data", "embedded"], "acm needs text data"),
     (["--convert", "qkv"], "--convert must be one of ffn, attention, all"),
     (["--stage2-loss", "mse"], "--stage2-loss must be one of nll, ce, got 'mse'"),
+    (["--routing", "sample"], "--routing must be one of argmax, expected, got 'sample'"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(setup, capsys, args, message):
     root, teacher, prose = setup
@@ -92,6 +93,15 @@ def test_bad_arguments_exit_2_and_write_nothing(setup, capsys, args, message):
         base[k] = v
     rc, _, err = _run(capsys, *[x for kv in base.items() for x in kv], "--out", str(out), *FAST)
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_expected_routing_refuses_calibration_before_stage3(setup, capsys):
+    root, teacher, prose = setup
+    out = root / "bad-routing"
+    rc, _, err = _run(capsys, "--model", f"hf:{teacher}", "--data", f"text:{prose}", "--out", str(out), *FAST,
+                      "--routing", "expected", "--calibrate-before-stage3")
+    assert rc == 2 and "--routing expected" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 
@@ -199,7 +209,7 @@ def test_a_finished_out_with_changed_settings_is_refused_not_reused(setup, capsy
     assert _run(capsys, *argv, *FAST)[0] == 0
     before = (out / "acm.json").read_bytes()
     for changed in (["--learners", "2"], ["--stage3-steps", "5"], ["--no-calibrate"], ["--seed", "1"],
-                    ["--stage2-loss", "ce"], ["--calibrate-before-stage3"]):
+                    ["--stage2-loss", "ce"], ["--calibrate-before-stage3"], ["--routing", "expected"]):
         rc, _, err = _run(capsys, *argv, *FAST, *changed)
         assert rc == 2 and "other settings" in err and len(err.strip().splitlines()) == 1, (changed, err)
         assert (out / "acm.json").read_bytes() == before
@@ -207,7 +217,7 @@ def test_a_finished_out_with_changed_settings_is_refused_not_reused(setup, capsy
     assert rc == 0, err
     saved = out / "model-b1.0" / "acm.json"  # as saved before --stage2-loss and --calibrate-before-stage3
     meta = json.loads(saved.read_text())
-    del meta["config"]["stage2_loss"], meta["calibrate_before_stage3"]
+    del meta["config"]["stage2_loss"], meta["calibrate_before_stage3"], meta["routing"]
     saved.write_text(json.dumps(meta))
     rc, _, err = _run(capsys, *argv, *FAST)
     assert rc == 0, err

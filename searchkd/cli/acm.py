@@ -21,7 +21,7 @@ _budgets.__name__ = "comma-separated list of finite numbers"
 
 
 def register(sub: Any, common: Any) -> None:
-    from searchkd.supernets.acm.settings import CALIBRATE_BEFORE_STAGE3, STAGE2_LOSS
+    from searchkd.supernets.acm.settings import CALIBRATE_BEFORE_STAGE3, ROUTING, STAGE2_LOSS
 
     p = sub.add_parser("acm", help="turn a BERT model's FFN blocks into adaptive computation modules (ACM)")
     p.add_argument("--model", default="minilm-l6", help="the model to convert: minilm-l6 or hf:DIR (default minilm-l6)")
@@ -43,6 +43,10 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--calibrate-before-stage3", action=argparse.BooleanOptionalAction, default=CALIBRATE_BEFORE_STAGE3,
                    help="shift the gates onto each budget before its stage 3 too, so that stage 3 trains under the "
                         f"budget's routing (default {'on' if CALIBRATE_BEFORE_STAGE3 else 'off'})")
+    p.add_argument("--routing", default=ROUTING,
+                   help="how the converted gates pick k at inference: argmax (of the logits, the calibration shift "
+                        "folded in) or expected (the expected k under the gate's softmax plus one calibrated offset, "
+                        f"rounded: keeps the tokens' order below the labels' budget) (default {ROUTING})")
     p.add_argument("--no-calibrate", action="store_true",
                    help="leave the budget to stage 3's penalty alone, as the paper does (default: after stage 3, "
                         "shift the gates onto the budget when they miss it by more than 0.01)")
@@ -63,7 +67,8 @@ def _cmd_acm(args: argparse.Namespace) -> int:
                           stage2_steps=args.stage2_steps, stage3_steps=args.stage3_steps, batch_size=args.batch_size,
                           calibrate=not args.no_calibrate, task=args.task, task_steps=args.task_steps,
                           convert=args.convert, stage2_loss=args.stage2_loss,
-                          calibrate_before_stage3=args.calibrate_before_stage3)
+                          calibrate_before_stage3=args.calibrate_before_stage3,
+                          routing=args.routing)
     res = run_acm(config, progress=False if args.quiet else None)
     dense = res["rows"][0]["dense_flops_per_token"] if res["rows"] else 0
     if args.convert == "ffn":

@@ -168,6 +168,37 @@ def test_calibration_puts_the_inference_compute_at_the_budget(budget):
         assert calibrate_budget(other, ids, mask, budget + 0.2, rows=len(ids))["shift"] > cal["shift"]
 
 
+def test_expected_routing_calibrates_an_offset_saved_and_reloaded(tmp_path):
+    """``routing == "expected"``: calibration moves ``k_offset`` (the gate biases stay), the
+    inference k is round(E[k] + offset) of the gate's softmax, and save/load keeps both."""
+    from searchkd.supernets.acm.io import load_acm, save_acm
+
+    dense = _dense()
+    ids, mask = _batch()
+    model = acmize(copy.deepcopy(dense), 4).eval()
+    config = ACMConfig(stage2_steps=30, token_batch=256)
+    stage2(model, cache_ffn(dense, ids, mask, max_tokens=400, seed=0), config, meta=_meta(config, ids, mask))
+    model.eval()
+    for a in acm_modules(model):
+        a.routing = "expected"
+    biases = [a.gate[-1].bias.detach().clone() for a in acm_modules(model)]
+    cal = calibrate_budget(model, ids, mask, 0.4, rows=len(ids))
+    assert cal["routing"] == "expected" and not cal["bounded"]
+    assert 0.4 <= cal["fraction_after"] <= 0.45
+    acms = acm_modules(model)
+    assert all(torch.equal(a.gate[-1].bias, b) for a, b in zip(acms, biases))
+    assert all(a.k_offset == pytest.approx(cal["shift"]) for a in acms)
+    x = torch.randn(50, acms[0].shape.hidden)
+    with torch.no_grad():
+        e = (acms[0].gate_logits(x).softmax(-1) * torch.arange(5)).sum(-1)
+        assert torch.equal(acms[0].choose(x).argmax(-1), (e + acms[0].k_offset).round().clamp(0, 4).long())
+    save_acm(model, tmp_path / "m", base={"id": "tiny"})
+    again, meta = load_acm(tmp_path / "m")
+    assert meta["routing"] == "expected"
+    assert [a.routing for a in acm_modules(again)] == ["expected"] * len(acms)
+    assert _fraction(again, ids, mask) == pytest.approx(_fraction(model, ids, mask))
+
+
 def test_stage_resumes_from_its_checkpoint(tmp_path):
     dense = _dense()
     ids, mask = _batch()

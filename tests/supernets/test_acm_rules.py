@@ -87,7 +87,8 @@ def test_step_seeds_are_distinct_per_stage_and_budget():
     assert step_seed(1, "stage1", 5) != seeds["stage1"]
 
 
-def _synthetic_stage2(constant_gate: bool, monkeypatch, budget: float = 0.75, loss: str = "ce") -> float:
+def _synthetic_stage2(constant_gate: bool, monkeypatch, budget: float = 0.75, loss: str = "ce",
+                      routing: str = "argmax") -> float:
     """Stage 2 (the real one) on a cache where the dense output of half the tokens (x[0] > 0) is
     the first learner alone and of the other half all four's sum, so the authors' labels are 2
     and 4 (hand: e_1 = 0, so e_1 / e_2 = 0 < 1.2 at i = 1 → 2; e_4 = 0 and every learner helps
@@ -118,8 +119,12 @@ def _synthetic_stage2(constant_gate: bool, monkeypatch, budget: float = 0.75, lo
     with torch.no_grad():
         logits = acm.gate_logits(x)
     ramp = torch.arange(5) / 4
+    expected = (logits.softmax(-1) * torch.arange(5)).sum(-1)  # routing "expected": E[k], then an offset
     for s in torch.linspace(-30, 30, 601):
-        k = (logits + s * ramp).argmax(-1)
+        if routing == "expected":
+            k = (expected + s / 7.5).round().clamp(0, 4).long()  # offsets -4…4
+        else:
+            k = (logits + s * ramp).argmax(-1)
         if float((k / 4).mean()) >= budget:
             break
     if not constant_gate:  # one k for every token can only land on 0, .25, .5, .75 or 1
@@ -139,6 +144,15 @@ def test_a_gate_constant_over_tokens_fails_the_adaptivity_check(monkeypatch):
 def test_below_the_labels_floor_a_learned_gate_piles_up_at_k_2(monkeypatch):
     """Budget 0.5 with labels ≥ 2: the shift sends (nearly) every token to k = 2."""
     assert _synthetic_stage2(False, monkeypatch, 0.5, "ce") > 0.9
+
+
+def test_expected_k_routing_stays_adaptive_below_the_labels_floor(monkeypatch):
+    """The same gates routed by their expected k plus one offset keep the tokens apart at 0.5."""
+    assert _synthetic_stage2(False, monkeypatch, 0.5, "ce", routing="expected") <= 0.8
+
+
+def test_expected_k_routing_of_a_constant_gate_is_not_adaptive(monkeypatch):
+    assert _synthetic_stage2(True, monkeypatch, 0.5, "ce", routing="expected") > 0.8
 
 
 def test_reloaded_model_counts_padding_as_free(tmp_path):

@@ -55,8 +55,9 @@ def save_acm(model: nn.Module, out_dir: str | Path, *, base: dict[str, Any], tok
     shapes = {"shape": asdict((ffn or linear)[0].shape)}  # the FFN blocks' where converted, as before
     if linear:
         shapes["attention_shape"] = asdict(linear[0].shape)
+    routing = {"routing": acms[0].routing, "k_offset": [float(a.k_offset) for a in acms]}
     write_json(tmp / "acm.json", {"format": _FORMAT, **shapes, "layers": len(ffn) or len(linear) // 4, "modules": len(acms),
-                                  "convert": converted(model), "base": base, **(extra or {})})
+                                  "convert": converted(model), "base": base, **routing, **(extra or {})})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / "model.safetensors"))
     umask_mode(tmp / "model.safetensors")  # safetensors writes 0600
@@ -122,6 +123,12 @@ def load_acm(path: str | Path, *, base_id: str | None = None, device: Any = None
         acmize(model, shape.learners, gate_hidden=shape.gate_hidden, init="random", gate=shape.gate,
                convert=meta.get("convert", "ffn"))
         model.load_state_dict(load_file(str(d / "model.safetensors")), strict=True)
+        acms = acm_modules(model)
+        offsets = meta.get("k_offset") or [0.0] * len(acms)  # saved before routing was recorded: argmax
+        if len(offsets) != len(acms):
+            raise ValueError(f"{len(offsets)} k_offset values for {len(acms)} modules")
+        for a, o in zip(acms, offsets):
+            a.routing, a.k_offset = meta.get("routing", "argmax"), float(o)
     except SearchKDError:
         raise
     except Exception as e:  # truncated safetensors, missing or renamed keys, another shape

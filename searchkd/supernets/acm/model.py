@@ -121,7 +121,8 @@ class ACM(nn.Module):
 
     Attributes set from outside: ``force_k`` (an int: every token uses k learners, the gate does
     not run; None: the gate decides), ``token_mask`` (B×T bool of real tokens, or None),
-    ``tau`` (the Gumbel-softmax temperature). After a forward, ``last_gate`` holds the gate's
+    ``tau`` (the Gumbel-softmax temperature), ``routing`` and ``k_offset`` (how inference picks
+    k: :meth:`choose`). After a forward, ``last_gate`` holds the gate's
     one-hot choice (B×T×(N+1), differentiable while training) and ``last_k`` the k per token;
     ``flops`` and ``tokens`` accumulate the FLOPs that ran and the real tokens seen.
     """
@@ -152,6 +153,8 @@ class ACM(nn.Module):
         self.token_mask: torch.Tensor | None = None
         self._mask_stack: list[torch.Tensor | None] = []
         self.tau = 0.8  # the authors' Gumbel-softmax temperature
+        self.routing = "argmax"  # inference: argmax of the logits, or "expected" (settings.ROUTINGS)
+        self.k_offset = 0.0  # "expected" routing: added to the expected k before rounding (calibrated)
         self.last_gate: torch.Tensor | None = None
         self.last_k: torch.Tensor | None = None
         self.flops = 0.0
@@ -194,8 +197,12 @@ class ACM(nn.Module):
 
     def choose(self, x: torch.Tensor) -> torch.Tensor:
         """The one-hot choice of k per token, …×(N+1): hard Gumbel-softmax while training
-        (straight-through gradient), argmax at inference, ``force_k`` when set; padding
-        tokens (``token_mask``) get k = 0 at inference."""
+        (straight-through gradient), ``force_k`` when set; at inference the argmax of the
+        logits, or with ``routing == "expected"`` round(E[k] + ``k_offset``) clamped to
+        min_k…N, E[k] the expected k under the softmax of the logits (a token's k then follows
+        its gate's estimate and one offset moves every token alike, so a budget below what
+        the labels spend does not pile the tokens on one k); padding tokens (``token_mask``)
+        get k = 0 at inference."""
         n1 = self.learners + 1
         if self.force_k is not None:
             k = torch.full(x.shape[:-1], int(self.force_k), dtype=torch.long, device=x.device)
@@ -203,7 +210,12 @@ class ACM(nn.Module):
         logits = self.gate_logits(x)
         if self.training:
             return self.pad_choices(F.gumbel_softmax(logits.float(), tau=self.tau, hard=True).to(x.dtype))
-        k = logits.argmax(-1) + self.shape.min_k if self.shape.min_k else logits.argmax(-1)
+        if self.routing == "expected":
+            choices = torch.arange(self.shape.min_k, n1, device=x.device, dtype=torch.float32)
+            e = (logits.float().softmax(-1) * choices).sum(-1)
+            k = (e + self.k_offset).round().clamp(self.shape.min_k, self.learners).long()
+        else:
+            k = logits.argmax(-1) + self.shape.min_k if self.shape.min_k else logits.argmax(-1)
         if self.token_mask is not None:
             k = k * self.token_mask.to(k.device, torch.long)
         return F.one_hot(k, n1).to(x.dtype)

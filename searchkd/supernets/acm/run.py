@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from searchkd.errors import SearchKDError
-from searchkd.supernets.acm.settings import CALIBRATE_BEFORE_STAGE3, LEGACY, STAGE2_LOSS, check_stage2_loss
+from searchkd.supernets.acm.settings import (CALIBRATE_BEFORE_STAGE3, LEGACY, ROUTING, STAGE2_LOSS, check_routing,
+                                             check_stage2_loss)
 
 __all__ = ["ACMRunConfig", "run_acm", "check_acm_config", "truncate_ffn", "truncate_converted", "run_batches",
            "source_id"]
@@ -63,6 +64,7 @@ class ACMRunConfig:
     convert: str = "ffn"  # what becomes ACMs: "ffn", "attention" (Q/K/V/O projections) or "all"
     stage2_loss: str = STAGE2_LOSS  # stage 2's gate loss: "nll" (the authors') or "ce" (acm_train)
     calibrate_before_stage3: bool = CALIBRATE_BEFORE_STAGE3  # shift the gates onto each budget before its stage 3 too
+    routing: str = ROUTING  # how the converted model's gates pick k at inference (settings.ROUTINGS)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -78,6 +80,10 @@ def check_acm_config(c: ACMRunConfig) -> None:
     if c.convert not in CONVERT:
         raise SearchKDError(f"--convert must be one of {', '.join(CONVERT)}, got {c.convert!r}")
     check_stage2_loss(c.stage2_loss)
+    check_routing(c.routing)
+    if c.routing == "expected" and c.calibrate_before_stage3:
+        raise SearchKDError("--calibrate-before-stage3 shifts the gates' logits, which --routing expected does not "
+                            "read while training: use one of the two")
     if not c.budgets:
         raise SearchKDError("--budgets needs at least one budget in (0, 1]")
     for b in c.budgets:
@@ -276,7 +282,7 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     from searchkd.data.text import text_split
     from searchkd.teachers.text import text_teacher as _teacher
     from searchkd.io import write_json
-    from searchkd.supernets.acm.model import acmize, attention_linears, ffn_layers
+    from searchkd.supernets.acm.model import acm_modules, acmize, attention_linears, ffn_layers
     from searchkd.supernets.acm.io import load_acm, save_acm
     from searchkd.supernets.acm.stage3 import TaskRows
     from searchkd.supernets.acm.train import (HELD_OUT, ACMConfig, cache_modules, calibrate_budget, data_id,
@@ -308,7 +314,7 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     before_stage3 = bool(c.calibrate_before_stage3)
     meta3 = {**stage_meta(source, ac, data, "stage3"), "calibrate_before_stage3": before_stage3}
     made = {"config": asdict(ac), "data": data, "calibrate": bool(c.calibrate),
-            "calibrate_before_stage3": before_stage3, "task": c.task,
+            "calibrate_before_stage3": before_stage3, "routing": c.routing, "task": c.task,
             "task_steps": c.task_steps if task is not None else None}
     _check_existing(out, c.budgets, base_id, made)
     ckpt = out / "stages"
@@ -347,6 +353,8 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
                 _load_head(head, target)
         else:
             model.load_state_dict(base_state)
+            for a in acm_modules(model):  # inference only: stage 3 samples its gates either way
+                a.routing, a.k_offset = c.routing, 0.0
             calibration_before = calibrated(float(b)) if before_stage3 else None  # stage 3 under the budget's routing
             rows_of_task = TaskRows(*task["split"].train, head=head) if task is not None else None
             stage3(model, dense, ids, mask, float(b), ac, meta=meta3, ckpt=ckpt, progress=progress, task=rows_of_task)

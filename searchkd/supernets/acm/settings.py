@@ -6,7 +6,8 @@ reads it to build its flags.
 
 from __future__ import annotations
 
-__all__ = ["STAGE2_LOSSES", "STAGE2_LOSS", "CALIBRATE_BEFORE_STAGE3", "LEGACY", "check_stage2_loss"]
+__all__ = ["STAGE2_LOSSES", "STAGE2_LOSS", "CALIBRATE_BEFORE_STAGE3", "ROUTINGS", "ROUTING", "LEGACY",
+           "check_stage2_loss", "check_routing"]
 
 #: stage 2's gate loss: ``nll`` (the authors': NLL of the hard Gumbel-softmax sample) or ``ce``
 #: (cross-entropy of the gate's logits); :mod:`searchkd.supernets.acm.train`. ``ce`` by
@@ -17,10 +18,15 @@ STAGE2_LOSSES = ("nll", "ce")
 STAGE2_LOSS = "ce"
 #: shift the gates onto each budget before its stage 3 too (not only after it); run.py
 CALIBRATE_BEFORE_STAGE3 = False
+#: how a gate picks k at inference (:meth:`searchkd.supernets.acm.model.ACM.choose`): ``argmax``
+#: of its logits, the calibration shift folded into them; or ``expected``: its expected k under
+#: the softmax of its logits plus one calibrated offset, rounded, which keeps the tokens' order
+ROUTINGS = ("argmax", "expected")
+ROUTING = "argmax"
 
 #: what a stage checkpoint or a converted folder saved before a setting existed did: read as this
 #: value where the setting is missing (never the current default, which may change)
-LEGACY = {"convert": "ffn", "stage2_loss": "nll", "calibrate_before_stage3": False}
+LEGACY = {"convert": "ffn", "stage2_loss": "nll", "calibrate_before_stage3": False, "routing": "argmax"}
 
 
 def check_stage2_loss(value: object) -> None:
@@ -29,3 +35,11 @@ def check_stage2_loss(value: object) -> None:
 
     if value not in STAGE2_LOSSES:
         raise SearchKDError(f"--stage2-loss must be one of {', '.join(STAGE2_LOSSES)}, got {value!r}")
+
+
+def check_routing(value: object) -> None:
+    """One line for a routing that is not one of :data:`ROUTINGS`."""
+    from searchkd.errors import SearchKDError
+
+    if value not in ROUTINGS:
+        raise SearchKDError(f"--routing must be one of {', '.join(ROUTINGS)}, got {value!r}")

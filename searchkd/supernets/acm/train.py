@@ -289,6 +289,9 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
     the saved model needs nothing new. A shift that ends at ±``bound`` did not find the
     budget: the result says ``bounded: True`` and one warning line goes to stderr.
 
+    With every ACM's ``routing == "expected"`` the shift is added to ``k_offset`` instead (in
+    k units, bounded by ±N): the same bisection, the tokens' order by expected k kept.
+
     Not in the paper, where only the budget penalty of stage 3 steers the compute: on a short
     CPU schedule that left budget 1.0 at 0.79 of the compute. Run after stage 3, which stays
     the paper's, and optionally before it too (``searchkd acm --calibrate-before-stage3``), so
@@ -304,12 +307,19 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
     bias0 = [h.bias.detach().clone() for h in heads]
     ramps = [torch.arange(a.shape.min_k, a.learners + 1, device=device, dtype=h.bias.dtype) / a.learners
              for a, h in zip(acms, heads)]
+    expected = {a.routing for a in acms} == {"expected"}
+    offset0 = [a.k_offset for a in acms]
+    if expected:  # an offset beyond ±N moves no token further
+        bound = min(bound, float(max(a.learners for a in acms)))
     was_training = model.training
     model.eval()
 
     def fraction(shift: float) -> float:
-        for h, b0, r in zip(heads, bias0, ramps):
-            h.bias.copy_(b0 + shift * r)
+        for a, h, b0, r, o0 in zip(acms, heads, bias0, ramps, offset0):
+            if expected:
+                a.k_offset = o0 + shift
+            else:
+                h.bias.copy_(b0 + shift * r)
         with set_token_mask(model, b_mask):
             model(input_ids=b_ids, attention_mask=b_mask)
         return float(compute_fraction(model, b_mask)[0])
@@ -317,7 +327,8 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
     try:
         before = fraction(0.0)
         if abs(before - budget) <= tolerance:
-            return {"shift": 0.0, "fraction_before": before, "fraction_after": before, "bounded": False}
+            return {"shift": 0.0, "fraction_before": before, "fraction_after": before, "bounded": False,
+                    "routing": "expected" if expected else "argmax"}
         lo, hi = -bound, bound
         if fraction(lo) >= budget:
             hi = lo
@@ -338,7 +349,8 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
 
         print(f"searchkd: warning: budget {budget:g}: the gates' calibration shift hit its bound ±{bound:g} "
               f"(compute fraction {after:.3f}, not {budget:g})", file=sys.stderr)
-    return {"shift": hi, "fraction_before": before, "fraction_after": after, "bounded": bounded}
+    return {"shift": hi, "fraction_before": before, "fraction_after": after, "bounded": bounded,
+            "routing": "expected" if expected else "argmax"}
 
 
 def split_cache(cache: list[tuple[torch.Tensor, torch.Tensor]], tokens: int) -> tuple[list, list]:
