@@ -205,7 +205,7 @@ def test_a_finished_out_with_changed_settings_is_refused_not_reused(setup, capsy
     root, teacher, prose = setup
     out = tmp_path / "run"
     argv = ["--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "1", "--out", str(out),
-            "--stage2-loss", "nll"]  # what a folder saved before the flag had (the last --stage2-loss wins)
+            "--stage2-loss", "nll", "--routing", "argmax"]  # what a folder saved before these flags had
     assert _run(capsys, *argv, *FAST)[0] == 0
     before = (out / "acm.json").read_bytes()
     for changed in (["--learners", "2"], ["--stage3-steps", "5"], ["--no-calibrate"], ["--seed", "1"],
@@ -245,7 +245,7 @@ def test_stage2_report_and_calibration_before_stage3(setup, capsys, tmp_path, mo
     monkeypatch.setattr(train, "stage3", spy)
     out = tmp_path / "run"
     argv = ["--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "0.5", "--out", str(out), *FAST,
-            "--stage2-loss", "ce", "--calibrate-before-stage3"]
+            "--stage2-loss", "ce", "--calibrate-before-stage3", "--routing", "argmax"]
     rc, text, err = _run(capsys, *argv)
     assert rc == 0, err
     res = json.loads((out / "acm.json").read_text())

@@ -330,7 +330,9 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
             return {"shift": 0.0, "fraction_before": before, "fraction_after": before, "bounded": False,
                     "routing": "expected" if expected else "argmax"}
         lo, hi = -bound, bound
-        if fraction(lo) >= budget:
+        if expected and budget >= 1.0:  # every token at N, held-out rows included (their E[k] ≥ 0)
+            lo = hi
+        elif fraction(lo) >= budget:
             hi = lo
         elif fraction(hi) < budget:
             lo = hi
@@ -343,7 +345,7 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
         after = fraction(hi)
     finally:
         model.train(was_training)
-    bounded = abs(hi) >= bound
+    bounded = abs(hi) >= bound and not (expected and budget >= 1.0)
     if bounded:
         import sys
 
