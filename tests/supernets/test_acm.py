@@ -146,16 +146,21 @@ def test_budget_penalty_moves_mean_compute_toward_the_target(STAGE2):
         assert _fraction(high, ids, mask) > start - 0.02
 
 
-@pytest.mark.parametrize("budget", [0.25, 0.5, 1.0])
-def test_calibration_puts_the_inference_compute_at_the_budget(budget):
-    """The gates' shift lands the argmax compute on the budget (1.0 included), as measured by
-    the FLOP count of what ran on the rows it was fitted on; the shift is monotone in the budget."""
+def _gated():
+    """A tiny converted BERT after 30 stage-2 steps (eval mode), and its rows."""
     dense = _dense()
     ids, mask = _batch()
     model = acmize(copy.deepcopy(dense), 4).eval()
     config = ACMConfig(stage2_steps=30, token_batch=256)
     stage2(model, cache_ffn(dense, ids, mask, max_tokens=400, seed=0), config, meta=_meta(config, ids, mask))
-    model.eval()
+    return model.eval(), ids, mask
+
+
+@pytest.mark.parametrize("budget", [0.25, 0.5, 1.0])
+def test_calibration_puts_the_inference_compute_at_the_budget(budget):
+    """The gates' shift lands the argmax compute on the budget (1.0 included), as measured by
+    the FLOP count of what ran on the rows it was fitted on; the shift is monotone in the budget."""
+    model, ids, mask = _gated()
     other = copy.deepcopy(model)
     cal = calibrate_budget(model, ids, mask, budget, rows=len(ids))
     assert cal["fraction_after"] >= budget
@@ -173,12 +178,7 @@ def test_expected_routing_calibrates_an_offset_saved_and_reloaded(tmp_path):
     inference k is round(E[k] + offset) of the gate's softmax, and save/load keeps both."""
     from searchkd.supernets.acm.io import load_acm, save_acm
 
-    dense = _dense()
-    ids, mask = _batch()
-    model = acmize(copy.deepcopy(dense), 4).eval()
-    config = ACMConfig(stage2_steps=30, token_batch=256)
-    stage2(model, cache_ffn(dense, ids, mask, max_tokens=400, seed=0), config, meta=_meta(config, ids, mask))
-    model.eval()
+    model, ids, mask = _gated()
     for a in acm_modules(model):
         a.routing = "expected"
     biases = [a.gate[-1].bias.detach().clone() for a in acm_modules(model)]
