@@ -84,6 +84,14 @@ def interaction(runs: dict[tuple[str, str], list[float]], students: list[str], t
         out[k] = {"F": f, "p": float(f_dist.sf(f, df[k], df["within"])) if math.isfinite(f) else 0.0}
     between = ss["student"] + ss["teacher"] + ss["interaction"]
     out["interaction"]["share_of_between"] = ss["interaction"] / between if between > 0 else None
+    if df["within"] and ms["within"] > 0:  # what the test could have seen: power at α .05 against an
+        # interaction of RMS r points per cell (noncentrality n·S·T·r² / σ²_within)
+        from scipy.stats import ncf
+
+        crit = float(f_dist.ppf(0.95, df["interaction"], df["within"]))
+        out["interaction"]["power_at_rms"] = {
+            f"{r:g}": float(ncf.sf(crit, df["interaction"], df["within"], n * s_n * t_n * r * r / ms["within"]))
+            for r in (0.2, 0.3, 0.5)}
     out["best_per_teacher"] = {t: students[int(np.argmax(cell[:, j]))] for j, t in enumerate(teachers)}
     return out
 

@@ -194,3 +194,21 @@ def test_teacher_names_resolve_in_a_fresh_interpreter():
                          env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert out.returncode == 0, out.stderr[-400:]
     assert out.stdout.split() == ["9-9-9", "3-3-3"]
+
+
+def test_interaction_power_matches_a_simulation_of_the_planted_noise():
+    """power_at_rms: the chance the test finds an interaction of RMS r points per cell, checked
+    against simulated studies with that interaction and the planted run noise."""
+    students, eff = _additive(12)
+    sigma, seeds = 0.5, 3
+    out = ana.interaction(ana.runs_by(_planted(eff, sigma=sigma, seeds=seeds)), students, TEACHERS)
+    power = out["interaction"]["power_at_rms"]
+    assert 0.05 < power["0.2"] < power["0.3"] < power["0.5"] <= 1
+    rng = np.random.default_rng(7)
+    hits = 0
+    for i in range(200):  # an interaction of RMS .3: ±.3 per cell, the sign flipping with the teacher
+        sign = rng.choice([-1.0, 1.0], size=len(students))
+        planted = {k: v + 0.3 * sign[students.index(k[0])] * (1 if k[1] == TEACHERS[0] else -1) for k, v in eff.items()}
+        hits += ana.interaction(ana.runs_by(_planted(planted, sigma=sigma, seeds=seeds, seed=i + 1)), students,
+                                TEACHERS)["interaction"]["p"] < 0.05
+    assert hits / 200 == pytest.approx(power["0.3"], abs=0.12)
