@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage2-steps", type=int, default=20)
     p.add_argument("--stage3-steps", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--stage2-loss", default=None, help="as searchkd acm's (default: its default)")
+    p.add_argument("--routing", default=None, help="as searchkd acm's (default: its default)")
     p.add_argument("--runs", default=str(RUNS), help="where the runs go (default: %(default)s)")
     p.add_argument("--out", default=str(RUNS / "acm_convert.json"))
     p.add_argument("--threads", type=int, default=1)
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     for convert in args.converts.split(","):
         c = ACMRunConfig(model=args.model, out=str(Path(args.runs) / f"acm-convert-{convert}"), budgets=(args.budget,),
                          seed=args.seed, stage1_steps=args.stage1_steps, stage2_steps=args.stage2_steps,
-                         stage3_steps=args.stage3_steps, batch_size=args.batch_size, convert=convert)
+                         stage3_steps=args.stage3_steps, batch_size=args.batch_size, convert=convert,
+                         **{k: v for k, v in (("stage2_loss", args.stage2_loss), ("routing", args.routing)) if v})
         res = run_acm(c, progress=False)
         r = res["rows"][0]
         hist = np.asarray(r["k_distribution"], dtype=float)  # ACMs × (N+1), in execution order
