@@ -125,13 +125,15 @@ def test_stage1_from_random_learners_approaches_the_dense_block():
     assert rel(0) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("STAGE2", ["ce", "nll"])
-def test_budget_penalty_moves_mean_compute_toward_the_target(STAGE2):
+def test_budget_penalty_moves_mean_compute_toward_the_target():
+    """Stage 3's budget term pushes the compute down for a low budget and up for a high one,
+    from gates left mid-way by a short stage 2 (the nll loss leaves them there; ce's confident
+    gates start near k = N, where there is nothing to raise)."""
     dense = _dense()
     ids, mask = _batch()
     base = acmize(copy.deepcopy(dense), 4)
     config = ACMConfig(stage2_steps=50, stage3_steps=40, stage3_lr=1e-2, budget_weight=1.0, token_batch=256,
-                       stage2_loss=STAGE2)
+                       stage2_loss="nll")
     cache = cache_ffn(dense, ids, mask, max_tokens=400, seed=0)
     stage2(base, cache, config, meta=_meta(config, ids, mask))
     base.eval()
@@ -140,10 +142,7 @@ def test_budget_penalty_moves_mean_compute_toward_the_target(STAGE2):
     stage3(low, dense, ids, mask, 0.1, config, meta=_meta(config, ids, mask))
     stage3(high, dense, ids, mask, 0.9, config, meta=_meta(config, ids, mask))
     assert _fraction(low, ids, mask) < start - 0.2
-    if STAGE2 == "nll":
-        assert _fraction(high, ids, mask) > start + 0.1
-    else:  # ce's gates already send nearly every token to k = 4 here: nothing to raise, nothing to lose
-        assert _fraction(high, ids, mask) > start - 0.02
+    assert _fraction(high, ids, mask) > start + 0.1
 
 
 def _gated():

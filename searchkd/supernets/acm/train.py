@@ -290,7 +290,8 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
     budget: the result says ``bounded: True`` and one warning line goes to stderr.
 
     With every ACM's ``routing == "expected"`` the shift is added to ``k_offset`` instead (in
-    k units, bounded by ±N): the same bisection, the tokens' order by expected k kept.
+    k units, bounded by ±N): the same bisection, the tokens' order by expected k kept. Budget
+    1.0 takes the whole bound, so that rows other than the calibration rows run every learner too.
 
     Not in the paper, where only the budget penalty of stage 3 steers the compute: on a short
     CPU schedule that left budget 1.0 at 0.79 of the compute. Run after stage 3, which stays
@@ -330,7 +331,7 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
             return {"shift": 0.0, "fraction_before": before, "fraction_after": before, "bounded": False,
                     "routing": "expected" if expected else "argmax"}
         lo, hi = -bound, bound
-        if expected and budget >= 1.0:  # every token at N, held-out rows included (their E[k] ≥ 0)
+        if budget >= 1.0:  # every token at N, held-out rows included: the whole shift, not just enough
             lo = hi
         elif fraction(lo) >= budget:
             hi = lo
@@ -345,7 +346,7 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
         after = fraction(hi)
     finally:
         model.train(was_training)
-    bounded = abs(hi) >= bound and not (expected and budget >= 1.0)
+    bounded = abs(hi) >= bound and not (budget >= 1.0 and after >= budget)
     if bounded:
         import sys
 
