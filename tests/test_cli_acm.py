@@ -96,15 +96,6 @@ def test_bad_arguments_exit_2_and_write_nothing(setup, capsys, args, message):
     assert not out.exists()
 
 
-def test_expected_routing_refuses_calibration_before_stage3(setup, capsys):
-    root, teacher, prose = setup
-    out = root / "bad-routing"
-    rc, _, err = _run(capsys, "--model", f"hf:{teacher}", "--data", f"text:{prose}", "--out", str(out), *FAST,
-                      "--routing", "expected", "--calibrate-before-stage3")
-    assert rc == 2 and "--routing expected" in err and len(err.strip().splitlines()) == 1
-    assert not out.exists()
-
-
 def test_short_text_and_model_without_ffn(setup, capsys, tmp_path):
     root, teacher, _ = setup
     short = tmp_path / "short.txt"
@@ -223,10 +214,13 @@ def test_a_finished_out_with_changed_settings_is_refused_not_reused(setup, capsy
     assert rc == 0, err
 
 
-def test_stage2_report_and_calibration_before_stage3(setup, capsys, tmp_path, monkeypatch):
+@pytest.mark.parametrize("routing", ["argmax", "expected"])
+def test_stage2_report_and_calibration_before_stage3(setup, capsys, tmp_path, monkeypatch, routing):
     """acm.json's ``stage2`` block measures the gates on tokens cached beyond the training cache;
     ``--calibrate-before-stage3`` hands stage 3 a model shifted onto its budget, records the
-    shift as ``calibration_before`` and keys stage 3's checkpoint on it."""
+    shift as ``calibration_before`` and keys stage 3's checkpoint on it. Stage 3 samples its
+    gates from their logits, so the shift before it goes into the logits under either routing;
+    with ``expected`` the calibration after it moves the offset."""
     import copy
     import functools
 
@@ -238,14 +232,18 @@ def test_stage2_report_and_calibration_before_stage3(setup, capsys, tmp_path, mo
     real = train.stage3
 
     def spy(model, dense, ids, mask, budget, config, *, meta, **kw):
-        start = train.calibrate_budget(copy.deepcopy(model), ids, mask, budget, tolerance=1.0)["fraction_before"]
-        seen.append((meta, start))
+        probe = copy.deepcopy(model)
+        routings = {a.routing for a in train.acm_modules(model)}
+        for a in train.acm_modules(probe):  # what the shifted logits' argmax spends
+            a.routing = "argmax"
+        start = train.calibrate_budget(probe, ids, mask, budget, tolerance=1.0)["fraction_before"]
+        seen.append((meta, start, routings))
         return real(model, dense, ids, mask, budget, config, meta=meta, **kw)
 
     monkeypatch.setattr(train, "stage3", spy)
     out = tmp_path / "run"
     argv = ["--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "0.5", "--out", str(out), *FAST,
-            "--stage2-loss", "ce", "--calibrate-before-stage3", "--routing", "argmax"]
+            "--stage2-loss", "ce", "--calibrate-before-stage3", "--routing", routing]
     rc, text, err = _run(capsys, *argv)
     assert rc == 0, err
     res = json.loads((out / "acm.json").read_text())
@@ -256,10 +254,12 @@ def test_stage2_report_and_calibration_before_stage3(setup, capsys, tmp_path, mo
     assert all(0 <= a <= 1 for a in rep["label_accuracy"])
     assert all(sum(s) == pytest.approx(1.0) for s in rep["argmax_share"] + rep["label_share"])
     row = res["rows"][0]
-    meta, start = seen[0]
+    meta, start, routings = seen[0]
     assert meta["calibrate_before_stage3"] is True and meta["config"]["stage2_loss"] == "ce"
     assert row["calibration_before"]["fraction_after"] == pytest.approx(start)  # what stage 3 started from
     assert start == pytest.approx(0.5, abs=0.05) and row["calibration"] is not None
+    assert row["calibration_before"]["routing"] == "argmax"  # into the logits, which stage 3 samples
+    assert routings == {routing} and row["calibration"]["routing"] == routing  # the run's routing after it
     assert "stage 2" in text
     rc, _, err = _run(capsys, *argv)  # reused: the block comes back from the converted folder
     assert rc == 0, err

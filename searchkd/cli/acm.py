@@ -42,7 +42,8 @@ def register(sub: Any, common: Any) -> None:
                         f"(cross-entropy of the gate logits) (default {STAGE2_LOSS})")
     p.add_argument("--calibrate-before-stage3", action=argparse.BooleanOptionalAction, default=CALIBRATE_BEFORE_STAGE3,
                    help="shift the gates onto each budget before its stage 3 too, so that stage 3 trains under the "
-                        f"budget's routing; needs --routing argmax (default {'on' if CALIBRATE_BEFORE_STAGE3 else 'off'})")
+                        "budget's routing (the shift goes into the gates' logits, which stage 3 samples) "
+                        f"(default {'on' if CALIBRATE_BEFORE_STAGE3 else 'off'})")
     p.add_argument("--routing", default=ROUTING,
                    help="how the converted gates pick k at inference: argmax (of the logits, the calibration shift "
                         "folded in) or expected (the expected k under the gate's softmax plus one calibrated offset, "

@@ -81,9 +81,6 @@ def check_acm_config(c: ACMRunConfig) -> None:
         raise SearchKDError(f"--convert must be one of {', '.join(CONVERT)}, got {c.convert!r}")
     check_stage2_loss(c.stage2_loss)
     check_routing(c.routing)
-    if c.routing == "expected" and c.calibrate_before_stage3:
-        raise SearchKDError("--calibrate-before-stage3 shifts the gates' logits, which --routing expected does not "
-                            "read while training: use one of the two")
     if not c.budgets:
         raise SearchKDError("--budgets needs at least one budget in (0, 1]")
     for b in c.budgets:
@@ -355,7 +352,13 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
             model.load_state_dict(base_state)
             for a in acm_modules(model):  # inference only: stage 3 samples its gates either way
                 a.routing, a.k_offset = c.routing, 0.0
-            calibration_before = calibrated(float(b)) if before_stage3 else None  # stage 3 under the budget's routing
+            calibration_before = None
+            if before_stage3:  # stage 3 samples its gates from their logits: the shift goes there, whatever the routing
+                for a in acm_modules(model):
+                    a.routing = "argmax"
+                calibration_before = calibrated(float(b))
+                for a in acm_modules(model):
+                    a.routing = c.routing
             rows_of_task = TaskRows(*task["split"].train, head=head) if task is not None else None
             stage3(model, dense, ids, mask, float(b), ac, meta=meta3, ckpt=ckpt, progress=progress, task=rows_of_task)
             calibration = calibrated(float(b)) if c.calibrate else None
