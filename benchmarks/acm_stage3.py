@@ -6,7 +6,7 @@ converted models are the authors' stage 3 (task cross-entropy + 0.1·budget + 0.
 0.05·diversity). The earlier stage 3 is retrained here from the run's ``stages/stage{1,2}.pt``
 for every budget: the MSE of the final hidden states against the task-tuned dense model,
 + 0.1·budget + 0.05·diversity, no entropy term, the same steps, lr, batch size and seeded
-batches, then calibrated and routed as the run was. The classifier it is measured with is the
+batches, calibrated before (where the run was) and after it and routed as the run was. The classifier it is measured with is the
 tuned dense model's, untouched (the earlier stage 3 has no task: it learns to reproduce the
 dense states that classifier reads). Both are measured on the task's test split (accuracy, and
 the learner compute spent on its sentences) and on the held-out text (sentence-embedding
@@ -58,7 +58,7 @@ def earlier_stage3(run_dir: Path, run: dict) -> tuple[list[dict], dict]:
     from searchkd.supernets.acm.model import acm_modules, acmize, count_flops, reset_flops
     from searchkd.supernets.acm.run import (CALIBRATION_TOLERANCE, ACMRunConfig, _evaluate, _load_head, _tune_on_task)
     from searchkd.supernets.acm.task import accuracy
-    from searchkd.supernets.acm.train import ACMConfig, calibrate_budget, stage3
+    from searchkd.supernets.acm.train import ACMConfig, calibrate_budget, calibrate_logits, stage3
     from searchkd.teachers.text import text_teacher
 
     c, a = run["config"], run["acm"]
@@ -94,6 +94,8 @@ def earlier_stage3(run_dir: Path, run: dict) -> tuple[list[dict], dict]:
         base.load_state_dict(state)
         for m in acm_modules(base):
             m.routing, m.k_offset = c["routing"], 0.0
+        if c.get("calibrate_before_stage3"):  # as the run did
+            calibrate_logits(base, ids, mask, b, seed=c["seed"], tolerance=CALIBRATION_TOLERANCE)
         stage3(base, dense, ids, mask, b, earlier, meta={}, ckpt=None, progress=False)
         calibration = calibrate_budget(base, ids, mask, b, seed=c["seed"], tolerance=CALIBRATION_TOLERANCE)
         rows.append({"budget": b, "authors": measure(theirs.eval(), their_head),

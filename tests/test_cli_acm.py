@@ -196,7 +196,8 @@ def test_a_finished_out_with_changed_settings_is_refused_not_reused(setup, capsy
     root, teacher, prose = setup
     out = tmp_path / "run"
     argv = ["--model", f"hf:{teacher}", "--data", f"text:{prose}", "--budgets", "1", "--out", str(out),
-            "--stage2-loss", "nll", "--routing", "argmax"]  # what a folder saved before these flags had
+            "--stage2-loss", "nll", "--routing", "argmax",
+            "--no-calibrate-before-stage3"]  # what a folder saved before these flags had
     assert _run(capsys, *argv, *FAST)[0] == 0
     before = (out / "acm.json").read_bytes()
     for changed in (["--learners", "2"], ["--stage3-steps", "5"], ["--no-calibrate"], ["--seed", "1"],

@@ -282,7 +282,8 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     from searchkd.supernets.acm.model import acm_modules, acmize, attention_linears, ffn_layers
     from searchkd.supernets.acm.io import load_acm, save_acm
     from searchkd.supernets.acm.stage3 import TaskRows
-    from searchkd.supernets.acm.train import (HELD_OUT, ACMConfig, cache_modules, calibrate_budget, data_id,
+    from searchkd.supernets.acm.train import (HELD_OUT, ACMConfig, cache_modules, calibrate_budget, calibrate_logits,
+                                              data_id,
                                               split_cache, stage1, stage2, stage2_report, stage3, stage_meta)
     from searchkd.teachers import resolve_teacher
     from searchkd.teachers.text import teacher_dir
@@ -352,13 +353,8 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
             model.load_state_dict(base_state)
             for a in acm_modules(model):  # inference only: stage 3 samples its gates either way
                 a.routing, a.k_offset = c.routing, 0.0
-            calibration_before = None
-            if before_stage3:  # stage 3 samples its gates from their logits: the shift goes there, whatever the routing
-                for a in acm_modules(model):
-                    a.routing = "argmax"
-                calibration_before = calibrated(float(b))
-                for a in acm_modules(model):
-                    a.routing = c.routing
+            calibration_before = (calibrate_logits(model, ids, mask, float(b), seed=c.seed,  # stage 3 under the budget
+                                                   tolerance=CALIBRATION_TOLERANCE) if before_stage3 else None)
             rows_of_task = TaskRows(*task["split"].train, head=head) if task is not None else None
             stage3(model, dense, ids, mask, float(b), ac, meta=meta3, ckpt=ckpt, progress=progress, task=rows_of_task)
             calibration = calibrated(float(b)) if c.calibrate else None

@@ -51,7 +51,7 @@ from searchkd.supernets.acm.stage3 import compute_fraction, diversity_loss, entr
 from searchkd.supernets.acm.steps import _params, _run, batch_rows, step_seed  # noqa: F401
 from searchkd.supernets.superlm import _fingerprint as data_id  # the same fingerprint of token rows
 
-__all__ = ["ACMConfig", "cache_ffn", "cache_modules", "stage1", "stage1_loss", "stage2", "stage3", "stage_meta", "data_id",
+__all__ = ["ACMConfig", "calibrate_logits", "cache_ffn", "cache_modules", "stage1", "stage1_loss", "stage2", "stage3", "stage_meta", "data_id",
            "gate_labels", "labels_from_errors", "compute_fraction", "hidden_loss", "calibrate_budget", "step_seed",
            "batch_rows", "diversity_loss", "entropy_loss", "CALIBRATION_BOUND", "split_cache", "stage2_report",
            "HELD_OUT", "STAGE1_SETTINGS", "STAGE2_SETTINGS"]
@@ -354,6 +354,20 @@ def calibrate_budget(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, bu
               f"(compute fraction {after:.3f}, not {budget:g})", file=sys.stderr)
     return {"shift": hi, "fraction_before": before, "fraction_after": after, "bounded": bounded,
             "routing": "expected" if expected else "argmax"}
+
+
+def calibrate_logits(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, budget: float, **kw: Any) -> dict[str, Any]:
+    """:func:`calibrate_budget` into the gates' logits whatever the ACMs' routing (restored
+    after): the calibration before stage 3, which samples its gates from their logits."""
+    acms = acm_modules(model)
+    routing = [a.routing for a in acms]
+    for a in acms:
+        a.routing = "argmax"
+    try:
+        return calibrate_budget(model, ids, mask, budget, **kw)
+    finally:
+        for a, r in zip(acms, routing):
+            a.routing = r
 
 
 def split_cache(cache: list[tuple[torch.Tensor, torch.Tensor]], tokens: int) -> tuple[list, list]:
