@@ -34,17 +34,25 @@ from benchmarks._common import RUNS, machine, write_json  # noqa: E402
 VARIANTS = ("authors", "before_issue_25")
 
 
-def load_stages(model, stages: Path) -> None:
-    """The learners of ``stage1.pt`` and the gates of ``stage2.pt`` into ``model`` (acmized)."""
+def load_stages(model, stages: Path, want: dict | None = None) -> None:
+    """The learners of ``stage1.pt`` and the gates of ``stage2.pt`` into ``model`` (acmized);
+    with ``want`` (stage name → the key :func:`~searchkd.supernets.acm.train.stage_meta` gives
+    the run), a checkpoint made from another model, text or settings is refused, not loaded."""
     import torch
+
+    from searchkd.supernets.acm.steps import meta_differences
 
     params = dict(model.named_parameters())
     with torch.no_grad():
-        for name in ("stage1.pt", "stage2.pt"):
-            path = stages / name
+        for stage in ("stage1", "stage2"):
+            path = stages / f"{stage}.pt"
             if not path.is_file():
                 raise SystemExit(f"{path} not found: this benchmark needs the run's stage checkpoints")
-            for n, p in torch.load(path, map_location="cpu", weights_only=True)["params"].items():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            diff = meta_differences(state.get("meta"), want[stage]) if want else []
+            if diff:
+                raise SystemExit(f"{path} is not this run's {stage} ({'; '.join(diff[:4])})")
+            for n, p in state["params"].items():
                 params[n].copy_(p)
 
 
@@ -56,9 +64,11 @@ def earlier_stage3(run_dir: Path, run: dict) -> tuple[list[dict], dict]:
     from searchkd.data.text import text_split
     from searchkd.supernets.acm.io import load_acm
     from searchkd.supernets.acm.model import acm_modules, acmize, count_flops, reset_flops
-    from searchkd.supernets.acm.run import (CALIBRATION_TOLERANCE, ACMRunConfig, _evaluate, _load_head, _tune_on_task)
+    from searchkd.supernets.acm.run import (CALIBRATION_TOLERANCE, ACMRunConfig, _evaluate, _load_head, _tune_on_task,
+                                            source_id)
     from searchkd.supernets.acm.task import accuracy
-    from searchkd.supernets.acm.train import ACMConfig, calibrate_budget, calibrate_logits, stage3
+    from searchkd.supernets.acm.train import (ACMConfig, calibrate_budget, calibrate_logits, data_id, stage3,
+                                              stage_meta)
     from searchkd.teachers.text import text_teacher
 
     c, a = run["config"], run["acm"]
@@ -83,7 +93,8 @@ def earlier_stage3(run_dir: Path, run: dict) -> tuple[list[dict], dict]:
                                     "max_k_share")}
 
     base = acmize(copy.deepcopy(dense), c["learners"], init=a["init"], seed=c["seed"], convert=c.get("convert", "ffn"))
-    load_stages(base, run_dir / "stages")
+    key = {s: stage_meta(source_id(run["base"]["id"], cfg), ac, data_id(ids, mask), s) for s in ("stage1", "stage2")}
+    load_stages(base, run_dir / "stages", key)
     state = {k: v.clone() for k, v in base.state_dict().items()}
     rows = []
     for r in run["rows"]:

@@ -73,3 +73,18 @@ def test_a_run_without_its_stage_checkpoints_is_refused(run, tmp_path):
     (copy / "acm.json").write_text((run / "acm.json").read_text())
     with pytest.raises(SystemExit, match="stage checkpoints"):
         acm_stage3.main(["--runs", str(copy), "--out", str(tmp_path / "x.json")])
+
+
+def test_stage_checkpoints_of_other_settings_are_refused_not_loaded(run, tmp_path):
+    import shutil
+
+    import torch
+
+    copy = tmp_path / "other"
+    shutil.copytree(run, copy)
+    path = copy / "stages" / "stage2.pt"
+    state = torch.load(path, weights_only=True)
+    state["meta"]["config"]["stage2_steps"] += 1  # as if stage 2 had run longer than the run says
+    torch.save(state, path)
+    with pytest.raises(SystemExit, match="not this run's stage2.*stage2-steps"):
+        acm_stage3.main(["--runs", str(copy), "--out", str(tmp_path / "x.json")])

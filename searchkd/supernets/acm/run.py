@@ -283,8 +283,7 @@ def run_acm(c: ACMRunConfig, progress: bool | None = None) -> dict[str, Any]:
     from searchkd.supernets.acm.io import load_acm, save_acm
     from searchkd.supernets.acm.stage3 import TaskRows
     from searchkd.supernets.acm.train import (HELD_OUT, ACMConfig, cache_modules, calibrate_budget, calibrate_logits,
-                                              data_id,
-                                              split_cache, stage1, stage2, stage2_report, stage3, stage_meta)
+                                              data_id, split_cache, stage1, stage2, stage2_report, stage3, stage_meta)
     from searchkd.teachers import resolve_teacher
     from searchkd.teachers.text import teacher_dir
 

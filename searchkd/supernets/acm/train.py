@@ -51,8 +51,8 @@ from searchkd.supernets.acm.stage3 import compute_fraction, diversity_loss, entr
 from searchkd.supernets.acm.steps import _params, _run, batch_rows, step_seed  # noqa: F401
 from searchkd.supernets.superlm import _fingerprint as data_id  # the same fingerprint of token rows
 
-__all__ = ["ACMConfig", "calibrate_logits", "cache_ffn", "cache_modules", "stage1", "stage1_loss", "stage2", "stage3", "stage_meta", "data_id",
-           "gate_labels", "labels_from_errors", "compute_fraction", "hidden_loss", "calibrate_budget", "step_seed",
+__all__ = ["ACMConfig", "cache_ffn", "cache_modules", "stage1", "stage1_loss", "stage2", "stage3", "stage_meta", "data_id",
+           "calibrate_logits", "gate_labels", "labels_from_errors", "compute_fraction", "hidden_loss", "calibrate_budget", "step_seed",
            "batch_rows", "diversity_loss", "entropy_loss", "CALIBRATION_BOUND", "split_cache", "stage2_report",
            "HELD_OUT", "STAGE1_SETTINGS", "STAGE2_SETTINGS"]
 
