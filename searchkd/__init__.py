@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from searchkd._version import __version__
+from searchkd._version import __version__  # noqa: F401 (re-exported, in __all__)
 
 _API = {
     "score", "score_archs", "search", "load_result", "distill", "pick_teacher", "correlation",
@@ -16,7 +16,7 @@ _API = {
 }
 __all__ = sorted(_API | {"__version__", "SearchKDError"})
 
-from searchkd.errors import SearchKDError  # noqa: E402
+from searchkd.errors import SearchKDError  # noqa: E402, F401 (re-exported, in __all__)
 
 
 def __getattr__(name: str) -> Any:

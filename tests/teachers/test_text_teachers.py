@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 
 import pytest
@@ -37,7 +36,6 @@ def teacher(tiny_bert):
 
 def manual_bert(state, ids, mask, layers=2, heads=4):
     """BERT's forward pass written out from the saved weights: per layer (q, k, v) and the last hidden."""
-    import torch
     import torch.nn.functional as F
 
     def w(name):
