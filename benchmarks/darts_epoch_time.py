@@ -25,7 +25,6 @@ NB201_STEPS, NB201_HALF = 25000 // 64, 25000
 
 
 def time_size(width: int, cells: int, strategy: str, order: int, steps: int, eval_images: int, device: str) -> dict:
-
     from searchkd.orchestrate.driver import prepare
     from searchkd.strategies._darts_loop import DartsLoop
 
